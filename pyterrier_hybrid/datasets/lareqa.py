@@ -1,0 +1,144 @@
+"""Parsing of LAReQA JSON (SQuAD v1.1 plus ``sentences`` / ``sentence_breaks``).
+
+One file holds one language. Its candidate pool is every sentence of every paragraph; a
+question's gold candidate is the sentence whose ``[start, end)`` break range contains the
+answer's ``answer_start`` in the question's paragraph. An ``answer_start`` that falls in the
+whitespace between two ranges is given to the sentence before it (the sentence "owns" its
+trailing gap); :class:`LanguageData` counts those cases and the cases where the gold sentence
+does not contain the answer text, so they are reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..languages import ID_SEP
+from .source import lareqa_file
+
+
+class LareqaDoc(NamedTuple):
+    """A candidate answer sentence.
+
+    Attributes:
+        doc_id: ``<lang>_<paragraph:05d>_<sentence:03d>`` (paragraph numbering follows the file).
+        text: the sentence.
+        lang: ISO 639-1 code of the sentence.
+        context: the whole paragraph that holds the sentence.
+    """
+
+    doc_id: str
+    text: str
+    lang: str
+    context: str
+
+
+class LareqaQuery(NamedTuple):
+    """A question.
+
+    Attributes:
+        query_id: ``<lang>_<group_id>``, unique across languages.
+        text: the question.
+        lang: ISO 639-1 code of the question.
+        group_id: the SQuAD/MLQA question id, shared by all translations of the question.
+    """
+
+    query_id: str
+    text: str
+    lang: str
+    group_id: str
+
+
+@dataclass
+class LanguageData:
+    """Everything one ``<benchmark>/<lang>.json`` holds, with gold sentences resolved.
+
+    Attributes:
+        benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
+        lang: the language of the file.
+        docs: candidate sentences in file order.
+        queries: questions in file order.
+        gold: group id → doc id of the gold sentence.
+        answers: group id → answer text.
+        gap_answers: group ids whose ``answer_start`` fell between two sentence ranges.
+        answer_not_in_gold: group ids whose gold sentence does not contain the answer text
+            (e.g. an answer that runs over a sentence break).
+    """
+
+    benchmark: str
+    lang: str
+    docs: list[LareqaDoc] = field(default_factory=list)
+    queries: list[LareqaQuery] = field(default_factory=list)
+    gold: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
+    gap_answers: list[str] = field(default_factory=list)
+    answer_not_in_gold: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def docs_by_id(self) -> dict[str, LareqaDoc]:
+        """Doc id → doc."""
+        return {doc.doc_id: doc for doc in self.docs}
+
+    @functools.cached_property
+    def queries_by_group(self) -> dict[str, LareqaQuery]:
+        """Group id → question of this language."""
+        return {query.group_id: query for query in self.queries}
+
+
+def doc_id(lang: str, paragraph: int, sentence: int) -> str:
+    """Doc id of sentence ``sentence`` of paragraph ``paragraph`` (both 0-based) of ``lang``."""
+    return f"{lang}{ID_SEP}{paragraph:05d}{ID_SEP}{sentence:03d}"
+
+
+def query_id(lang: str, group_id: str) -> str:
+    """Query id of the ``lang`` translation of question ``group_id``."""
+    return f"{lang}{ID_SEP}{group_id}"
+
+
+def gold_sentence(breaks: list[list[int]], answer_start: int) -> tuple[int, bool]:
+    """Index of the sentence whose break range holds ``answer_start``, and whether it fell in a gap.
+
+    Args:
+        breaks: ``[start, end)`` character ranges of the paragraph's sentences, in order.
+        answer_start: character offset of the answer in the paragraph.
+
+    Returns:
+        ``(index, in_gap)``; ``in_gap`` is true when no range contains the offset and the
+        sentence before it was taken.
+    """
+    starts = [start for start, _ in breaks]
+    i = max(bisect.bisect_right(starts, answer_start) - 1, 0)
+    start, end = breaks[i]
+    return i, not (start <= answer_start < end)
+
+
+@functools.lru_cache(maxsize=None)
+def load_language(benchmark: str, lang: str) -> LanguageData:
+    """Parse ``<benchmark>/<lang>.json`` (resolved by :func:`~.source.lareqa_file`), cached per process."""
+    with open(lareqa_file(benchmark, lang), encoding="utf-8") as f:
+        raw = json.load(f)
+    data = LanguageData(benchmark=benchmark, lang=lang)
+    paragraph_index = 0
+    for article in raw["data"]:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            ids = [doc_id(lang, paragraph_index, s) for s in range(len(paragraph["sentences"]))]
+            data.docs.extend(
+                LareqaDoc(did, sentence, lang, context) for did, sentence in zip(ids, paragraph["sentences"])
+            )
+            for qa in paragraph["qas"]:
+                group = qa["id"]
+                answer = qa["answers"][0]
+                index, in_gap = gold_sentence(paragraph["sentence_breaks"], answer["answer_start"])
+                data.queries.append(LareqaQuery(query_id(lang, group), qa["question"], lang, group))
+                data.gold[group] = ids[index]
+                data.answers[group] = answer["text"]
+                if in_gap:
+                    data.gap_answers.append(group)
+                if answer["text"].strip() not in paragraph["sentences"][index]:
+                    data.answer_not_in_gold.append(group)
+            paragraph_index += 1
+    return data
