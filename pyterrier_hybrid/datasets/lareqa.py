@@ -115,7 +115,7 @@ def gold_sentence(breaks: list[list[int]], answer_start: int) -> tuple[int, bool
     return i, not (start <= answer_start < end)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_language(benchmark: str, lang: str) -> LanguageData:
     """Parse ``<benchmark>/<lang>.json`` (resolved by :func:`~.source.lareqa_file`), cached per process."""
     with open(lareqa_file(benchmark, lang), encoding="utf-8") as f:

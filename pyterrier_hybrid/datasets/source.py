@@ -167,7 +167,7 @@ def import_mirror(mirror: str | os.PathLike, benchmarks: tuple[str, ...] = ("xqu
     return imported
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _verified(path: str, rel: str) -> Path:
     return verify(Path(path), rel)
 
