@@ -4,8 +4,9 @@ One file holds one language. Its candidate pool is every sentence of every parag
 question's gold candidate is the sentence whose ``[start, end)`` break range contains the
 answer's ``answer_start`` in the question's paragraph. An ``answer_start`` that falls in the
 whitespace between two ranges is given to the sentence before it (the sentence "owns" its
-trailing gap); :class:`LanguageData` counts those cases and the cases where the gold sentence
-does not contain the answer text, so they are reported, never silently dropped.
+trailing gap). :class:`LanguageData` lists those cases and the questions whose gold sentence does
+not contain the whole answer text (an answer that runs over a sentence break, or a sentence whose
+text was cleaned relative to the paragraph), so they are reported, never silently dropped.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ class LanguageData:
         gold: group id → doc id of the gold sentence.
         answers: group id → answer text.
         gap_answers: group ids whose ``answer_start`` fell between two sentence ranges.
-        answer_not_in_gold: group ids whose gold sentence does not contain the answer text
-            (e.g. an answer that runs over a sentence break).
+        answer_crosses_break: group ids whose answer starts in the gold sentence but runs past its
+            end (the sentence splitter cut inside the answer, e.g. after "E.I.").
+        answer_not_in_gold: other group ids whose gold sentence does not contain the answer text.
     """
 
     benchmark: str
@@ -75,6 +77,7 @@ class LanguageData:
     gold: dict[str, str] = field(default_factory=dict)
     answers: dict[str, str] = field(default_factory=dict)
     gap_answers: list[str] = field(default_factory=list)
+    answer_crosses_break: list[str] = field(default_factory=list)
     answer_not_in_gold: list[str] = field(default_factory=list)
 
     @functools.cached_property
@@ -139,6 +142,7 @@ def load_language(benchmark: str, lang: str) -> LanguageData:
                 if in_gap:
                     data.gap_answers.append(group)
                 if answer["text"].strip() not in paragraph["sentences"][index]:
-                    data.answer_not_in_gold.append(group)
+                    crosses = answer["answer_start"] + len(answer["text"]) > paragraph["sentence_breaks"][index][1]
+                    (data.answer_crosses_break if crosses else data.answer_not_in_gold).append(group)
             paragraph_index += 1
     return data

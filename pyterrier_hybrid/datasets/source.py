@@ -134,6 +134,15 @@ def _download(url: str, dest: Path, rel: str) -> None:
             shutil.copyfileobj(stream, out)
         verify(Path(tmp), rel)
         os.replace(tmp, dest)
+    except Exception as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, LareqaFileError):
+            raise
+        raise LareqaFileError(
+            f"{dest}: could not download LAReQA file {rel} (expected md5 {MD5[rel]}) from {url}: "
+            f"{type(e).__name__}: {str(e)[:200]}; offline? set ${MIRROR_ENV} to a LAReQA mirror directory or run "
+            "`pyterrier-hybrid data import DIR`"
+        ) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
