@@ -1,0 +1,37 @@
+"""Hybrid batch training (Elmahdy, Lin & Ahmad 2024, arXiv 2408.10536).
+
+- :mod:`.data`: training pairs (question, answer, languages, parallel group) from the registered
+  benchmarks, LAReQA-style JSON directories, PyTerrier topics/qrels or DataFrames;
+- :mod:`.sampler`: :class:`HybridBatchSampler`, one language configuration per batch
+  (mono / cross / hybrid(α) / En-En / X-X / X-Y);
+- :mod:`.losses`: InfoNCE from sentence-transformers (symmetric, hard negatives, gradient caching);
+- :mod:`.trainer`: :class:`HybridBatchTrainer`, the PyTerrier estimator on sentence-transformers' trainer.
+"""
+
+from .data import (
+    PAIR_COLUMNS,
+    describe_pairs,
+    pairs_from_benchmark,
+    pairs_from_lareqa_dir,
+    pairs_from_topics_qrels,
+    validate_pairs,
+)
+from .losses import infonce_loss
+from .sampler import MODES, BatchConfig, HybridBatchSampler, validate_mode
+from .trainer import HybridBatchTrainer, HybridSentenceTransformerTrainer
+
+__all__ = [
+    "MODES",
+    "PAIR_COLUMNS",
+    "BatchConfig",
+    "HybridBatchSampler",
+    "HybridBatchTrainer",
+    "HybridSentenceTransformerTrainer",
+    "describe_pairs",
+    "infonce_loss",
+    "pairs_from_benchmark",
+    "pairs_from_lareqa_dir",
+    "pairs_from_topics_qrels",
+    "validate_mode",
+    "validate_pairs",
+]

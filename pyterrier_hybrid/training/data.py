@@ -1,0 +1,293 @@
+"""Training pairs for hybrid batch training.
+
+A *pairs frame* is a ``pandas.DataFrame`` with one row per (question, answer sentence) pair:
+
+===============  ============================================================================
+``query``        question text
+``text``         answer sentence text (the positive)
+``qlang``        language code of the question
+``dlang``        language code of the answer
+``group_id``     parallel group id: shared by all translations of one item (pairs of one group
+                 never share a batch, because a translation would be a false negative)
+``negative``     optional: a hard-negative sentence; when present every row must have one
+===============  ============================================================================
+
+From parallel data (a group exists in several languages) every (question language, answer
+language) combination of a group is a pair: mono pairs (``qlang == dlang``) and cross pairs.
+
+Sources: the registered XQuAD-R / MLQA-R entries (:func:`pairs_from_benchmark`), a directory of
+LAReQA-style JSON files ``<lang>.json`` (:func:`pairs_from_lareqa_dir`), PyTerrier topics and qrels
+(:func:`pairs_from_topics_qrels`), or any frame with the columns above (:func:`validate_pairs`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..languages import ALL_LANGS, ID_SEP, lang_of_id, validate_benchmark, validate_langs
+
+PAIR_COLUMNS: tuple[str, ...] = ("query", "text", "qlang", "dlang", "group_id")
+NEGATIVE_COLUMN = "negative"
+
+
+def validate_pairs(pairs: pd.DataFrame, *, valid_langs: Sequence[str] = ALL_LANGS) -> pd.DataFrame:
+    """Check a pairs frame and return a clean copy (only the pair columns, string dtype, fresh index).
+
+    Args:
+        pairs: frame with the columns of the module docstring.
+        valid_langs: accepted language codes.
+
+    Raises:
+        ValueError: not a frame, missing columns, no rows, empty texts or unknown languages.
+    """
+    if not isinstance(pairs, pd.DataFrame):
+        raise ValueError(f"training pairs must be a pandas DataFrame with columns {list(PAIR_COLUMNS)}")
+    missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
+    if missing:
+        raise ValueError(
+            f"training pairs lack column(s) {missing}; expected {list(PAIR_COLUMNS)} (+ optional "
+            f"{NEGATIVE_COLUMN!r}), got {list(pairs.columns)}"
+        )
+    if len(pairs) == 0:
+        raise ValueError("no training pairs: the pairs frame is empty")
+    columns = list(PAIR_COLUMNS) + ([NEGATIVE_COLUMN] if NEGATIVE_COLUMN in pairs.columns else [])
+    out = pairs[columns].reset_index(drop=True).copy()
+    for column in columns:
+        if out[column].isna().any():
+            raise ValueError(
+                f"column {column!r} of the training pairs has missing values (rows {_rows(out[column].isna())})"
+            )
+        out[column] = out[column].astype(str)
+    for column in ("query", "text") + ((NEGATIVE_COLUMN,) if NEGATIVE_COLUMN in columns else ()):
+        empty = out[column].str.strip() == ""
+        if empty.any():
+            raise ValueError(f"column {column!r} of the training pairs has empty texts (rows {_rows(empty)})")
+    validate_langs(sorted(set(out["qlang"]) | set(out["dlang"])), valid_langs, what="language in training pairs")
+    return out
+
+
+def _rows(mask: pd.Series) -> str:
+    rows = mask[mask].index.tolist()
+    return ", ".join(map(str, rows[:5])) + (" ..." if len(rows) > 5 else "")
+
+
+def _restrict(
+    pairs: pd.DataFrame,
+    *,
+    qlangs: Iterable[str] | None,
+    dlangs: Iterable[str] | None,
+    configs: Iterable[tuple[str, str]] | None,
+    source: str,
+) -> pd.DataFrame:
+    """Keep the asked languages / configurations; raise if one of them has no data."""
+    if qlangs is not None:
+        qlangs = list(qlangs)
+        pairs = pairs[pairs["qlang"].isin(qlangs)]
+        if absent := sorted(set(qlangs) - set(pairs["qlang"])):
+            raise ValueError(f"{source} has no questions in language(s) {absent}")
+    if dlangs is not None:
+        dlangs = list(dlangs)
+        pairs = pairs[pairs["dlang"].isin(dlangs)]
+        if absent := sorted(set(dlangs) - set(pairs["dlang"])):
+            raise ValueError(f"{source} has no answers in language(s) {absent}")
+    if configs is not None:
+        configs = [tuple(c) for c in configs]
+        have = set(zip(pairs["qlang"], pairs["dlang"]))
+        if absent := [f"{q}->{d}" for q, d in configs if (q, d) not in have]:
+            raise ValueError(f"{source} has no pairs for language pair(s) {absent}")
+        keep = pd.Series(list(zip(pairs["qlang"], pairs["dlang"])), index=pairs.index).isin(set(configs))
+        pairs = pairs[keep]
+    if len(pairs) == 0:
+        raise ValueError(f"{source} gives no training pairs for the languages asked")
+    return pairs.reset_index(drop=True)
+
+
+def _parallel_pairs(
+    questions: Mapping[str, Mapping[str, str]], answers: Mapping[str, Mapping[str, str]]
+) -> pd.DataFrame:
+    """All (qlang, dlang) pairs of every group: ``questions[lang][group]`` x ``answers[lang][group]``."""
+    rows = []
+    for qlang, by_group in questions.items():
+        for group, question in by_group.items():
+            for dlang, answers_by_group in answers.items():
+                if group in answers_by_group:
+                    rows.append((question, answers_by_group[group], qlang, dlang, group))
+    return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+
+
+def pairs_from_benchmark(
+    benchmark: str,
+    *,
+    langs: Iterable[str] | None = None,
+    qlangs: Iterable[str] | None = None,
+    dlangs: Iterable[str] | None = None,
+    configs: Iterable[tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Pairs frame of a registered benchmark (``"xquad-r"`` or ``"mlqa-r"``): every language combination.
+
+    Args:
+        benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
+        langs: languages to load (default: all of the benchmark).
+        qlangs: keep only these question languages.
+        dlangs: keep only these answer languages.
+        configs: keep only these ``(qlang, dlang)`` pairs.
+
+    Raises:
+        ValueError: unknown benchmark or language, or a language / pair with no data.
+    """
+    from ..datasets import load_language
+
+    valid = validate_benchmark(benchmark)
+    langs = validate_langs(langs if langs is not None else valid, valid, what=f"{benchmark} language")
+    data = {lang: load_language(benchmark, lang) for lang in langs}
+    questions = {lang: {q.group_id: q.text for q in d.queries} for lang, d in data.items()}
+    answers = {lang: {group: d.docs_by_id[doc_id].text for group, doc_id in d.gold.items()} for lang, d in data.items()}
+    pairs = _parallel_pairs(questions, answers)
+    return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"benchmark {benchmark!r}")
+
+
+def _read_lareqa_json(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Questions and gold answer sentences (both by group id) of one LAReQA-style JSON file."""
+    from ..datasets.lareqa import gold_sentence
+
+    with open(path, encoding="utf-8") as f:
+        raw = json.load(f)
+    questions: dict[str, str] = {}
+    answers: dict[str, str] = {}
+    try:
+        for article in raw["data"]:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    index, _ = gold_sentence(paragraph["sentence_breaks"], qa["answers"][0]["answer_start"])
+                    questions[qa["id"]] = qa["question"]
+                    answers[qa["id"]] = paragraph["sentences"][index]
+    except (KeyError, IndexError, TypeError) as e:
+        raise ValueError(
+            f"{path} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' per paragraph): "
+            f"missing {e}"
+        ) from None
+    return questions, answers
+
+
+def pairs_from_lareqa_dir(
+    path: str | Path,
+    *,
+    langs: Iterable[str] | None = None,
+    qlangs: Iterable[str] | None = None,
+    dlangs: Iterable[str] | None = None,
+    configs: Iterable[tuple[str, str]] | None = None,
+    valid_langs: Sequence[str] = ALL_LANGS,
+) -> pd.DataFrame:
+    """Pairs frame of a directory of LAReQA-style JSON files named ``<lang>.json``.
+
+    The question id (``qas[].id``) is the parallel group id; the gold sentence is the one holding the
+    answer start (see :mod:`pyterrier_hybrid.datasets.lareqa`).
+
+    Raises:
+        ValueError: missing directory or files, unknown languages, malformed JSON, a pair with no data.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a directory of LAReQA-style <lang>.json files")
+    files = {p.stem: p for p in sorted(path.glob("*.json"))}
+    if langs is not None:
+        langs = list(langs)
+        if absent := [lang for lang in langs if lang not in files]:
+            raise ValueError(f"{path} has no file for language(s) {absent}; found {sorted(files)}")
+        files = {lang: files[lang] for lang in langs}
+    if not files:
+        raise ValueError(f"{path} holds no <lang>.json files")
+    validate_langs(list(files), valid_langs, what=f"language (file name) in {path}")
+    read = {lang: _read_lareqa_json(p) for lang, p in files.items()}
+    pairs = _parallel_pairs({k: v[0] for k, v in read.items()}, {k: v[1] for k, v in read.items()})
+    return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"directory {path}")
+
+
+def _docs_lookup(docnos: Sequence[str], docs: object, dataset: object) -> dict[str, str]:
+    """Docno -> text from a frame / mapping, or from a PyTerrier / ir_datasets dataset."""
+    if docs is not None:
+        if isinstance(docs, pd.DataFrame):
+            if not {"docno", "text"} <= set(docs.columns):
+                raise ValueError(f"docs frame needs columns 'docno' and 'text', got {list(docs.columns)}")
+            return dict(zip(docs["docno"].astype(str), docs["text"].astype(str)))
+        if isinstance(docs, Mapping):
+            return {str(k): str(v) for k, v in docs.items()}
+        raise ValueError("docs must be a DataFrame with docno/text columns or a mapping docno -> text")
+    if dataset is None:
+        raise ValueError(
+            "the answer texts are needed: pass docs= (frame with docno/text) or dataset= (e.g. 'irds:mlqa-r/multi')"
+        )
+    import ir_datasets
+
+    if isinstance(dataset, str):
+        irds = ir_datasets.load(dataset.removeprefix("irds:"))
+    elif hasattr(dataset, "irds_ref"):
+        irds = dataset.irds_ref()
+    else:
+        raise ValueError(f"cannot look up documents in {dataset!r}; pass an ir_datasets id or docs=")
+    found = irds.docs_store().get_many(list(docnos))
+    return {docno: doc.text for docno, doc in found.items()}
+
+
+def pairs_from_topics_qrels(
+    topics: pd.DataFrame,
+    qrels: pd.DataFrame,
+    *,
+    docs: pd.DataFrame | Mapping[str, str] | None = None,
+    dataset: object = None,
+    valid_langs: Sequence[str] = ALL_LANGS,
+) -> pd.DataFrame:
+    """Pairs frame from PyTerrier topics (``qid``, ``query``) and qrels (``qid``, ``docno``, ``label``).
+
+    Query ids must look like ``<lang>_<group id>`` (as in the registered entries); the answer language
+    comes from the docno prefix. Every relevant (``label > 0``) qrel is one pair.
+
+    Args:
+        topics: queries; ids ``<lang>_<group>``.
+        qrels: relevance judgements.
+        docs: answer texts as a frame (``docno``, ``text``) or mapping; else looked up in ``dataset``.
+        dataset: a PyTerrier dataset or ir_datasets id (``"irds:mlqa-r/multi"``) holding the docs.
+        valid_langs: accepted language codes.
+
+    Raises:
+        ValueError: missing columns, ids without language prefix, docs not found, no pairs.
+    """
+    for name, frame, cols in (("topics", topics, ("qid", "query")), ("qrels", qrels, ("qid", "docno", "label"))):
+        if not isinstance(frame, pd.DataFrame) or not set(cols) <= set(frame.columns):
+            got = list(frame.columns) if isinstance(frame, pd.DataFrame) else type(frame).__name__
+            raise ValueError(f"{name} must be a DataFrame with columns {list(cols)}, got {got}")
+    rel = qrels[qrels["label"].astype(float) > 0][["qid", "docno"]].astype(str)
+    merged = rel.merge(topics[["qid", "query"]].astype(str), on="qid", how="inner")
+    if len(merged) == 0:
+        raise ValueError("no training pairs: no relevant qrel matches a topic (check qids and labels)")
+    texts = _docs_lookup(merged["docno"].unique().tolist(), docs, dataset)
+    if absent := [d for d in merged["docno"].unique() if d not in texts]:
+        raise ValueError(f"{len(absent)} judged docno(s) have no text, e.g. {absent[:3]}")
+    pairs = pd.DataFrame(
+        {
+            "query": merged["query"],
+            "text": merged["docno"].map(texts),
+            "qlang": merged["qid"].map(lang_of_id),
+            "dlang": merged["docno"].map(lang_of_id),
+            "group_id": merged["qid"].str.partition(ID_SEP)[2],
+        }
+    )
+    return validate_pairs(pairs, valid_langs=valid_langs)
+
+
+def describe_pairs(pairs: pd.DataFrame) -> dict[str, object]:
+    """Counts for logs and model cards: pairs, groups, mono/cross pairs, pairs per configuration."""
+    mono = pairs["qlang"] == pairs["dlang"]
+    per_config = pairs.groupby(["qlang", "dlang"]).size()
+    return {
+        "pairs": len(pairs),
+        "groups": int(pairs["group_id"].nunique()),
+        "mono_pairs": int(mono.sum()),
+        "cross_pairs": int((~mono).sum()),
+        "languages": sorted(set(pairs["qlang"]) | set(pairs["dlang"])),
+        "pairs_per_config": {f"{q}-{d}": int(n) for (q, d), n in per_config.items()},
+    }
