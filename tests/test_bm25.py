@@ -189,3 +189,22 @@ def test_real_thai_map_far_above_random(lareqa_mirror, tmp_path):
     n_docs = len(index)
     random_ap = sum(1 / r for r in range(1, n_docs + 1)) / n_docs  # expected AP of a random ranking, 1 relevant
     assert res["AP"].iloc[0] > max(0.3, 20 * random_ap)
+
+
+def test_stemming_is_per_language(tmp_path):
+    pytest.importorskip("Stemmer")
+    docs = pd.DataFrame(
+        {"docno": ["ru_0", "ru_1", "de_0", "de_1"],
+         "text": ["Москва является столицей России", "Волга впадает в море",
+                  "Europas Hauptstädte sind groß", "Der Rhein fließt"]}
+    )
+    plain = BM25Indexer(tmp_path / "plain").index(docs)
+    stemmed = BM25Indexer(tmp_path / "stem", stem=True).index(docs)
+    assert BM25Index(tmp_path / "stem").manifest["stem"] is True
+    queries = pd.DataFrame({"qid": ["ru_a", "de_b"], "query": ["столица", "Hauptstädten"]})
+    assert len(plain.retriever()(queries)) == 0  # inflected forms differ without stemming
+    top = stemmed.retriever()(queries).query("rank == 0").set_index("qid")["docno"].to_dict()
+    assert top == {"ru_a": "ru_0", "de_b": "de_0"}
+    # the query language comes from a `lang` column when there is one (here wrong on purpose: no match)
+    wrong = stemmed.retriever()(queries.assign(qid=["1", "2"], lang=["th", "th"]))
+    assert len(wrong) == 0
