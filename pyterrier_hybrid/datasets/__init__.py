@@ -5,12 +5,15 @@ See :mod:`.entries` for the ids and :mod:`.source` for where the files come from
 
 from .entries import POOLED, dataset_id, register, settings
 from .lareqa import LanguageData, LareqaDoc, LareqaQuery, load_language
+from .noisy import noisy_dataset_id, register_noisy
 from .source import LareqaFileError, import_mirror, lareqa_file
 
 DATASET_IDS: list[str] = register()
+NOISY_ID_PATTERN: str = register_noisy()  # <clean id>/noise-<model>-<level>[-s<seed>][-docs], resolved on first load
 
 __all__ = [
     "DATASET_IDS",
+    "NOISY_ID_PATTERN",
     "POOLED",
     "LanguageData",
     "LareqaDoc",
@@ -20,6 +23,8 @@ __all__ = [
     "import_mirror",
     "lareqa_file",
     "load_language",
+    "noisy_dataset_id",
     "register",
+    "register_noisy",
     "settings",
 ]
