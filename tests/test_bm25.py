@@ -49,7 +49,7 @@ def test_columns_and_ranks(icu_index):
         assert (g["score"] > 0).all()
 
 
-@pytest.mark.parametrize("tokenizer", ["icu", "ngram"])
+@pytest.mark.parametrize("tokenizer", ["icu", "ngram", "icu-ngram"])
 def test_ranks_matching_doc_first_in_every_language(tmp_path, tokenizer):
     index = BM25Indexer(tmp_path / tokenizer, tokenizer=tokenizer).index(toy_docs())
     res = index.retriever()(toy_queries())
@@ -208,3 +208,11 @@ def test_stemming_is_per_language(tmp_path):
     # the query language comes from a `lang` column when there is one (here wrong on purpose: no match)
     wrong = stemmed.retriever()(queries.assign(qid=["1", "2"], lang=["th", "th"]))
     assert len(wrong) == 0
+
+
+def test_icu_ngram_round_trip(tmp_path):
+    index = BM25Indexer(tmp_path / "x", tokenizer="icu-ngram", ngram=4).index(toy_docs())
+    again = BM25Index(tmp_path / "x")
+    assert again.manifest["tokenizer"] == {"name": "icu-ngram", "n": 4}
+    assert again.tokenizer(["Hauptstadt 首都"]) == [["haup", "aupt", "upts", "ptst", "tsta", "stad", "tadt", "首都"]]
+    pd.testing.assert_frame_equal(again.retriever()(toy_queries()), index.retriever()(toy_queries()))
