@@ -111,6 +111,8 @@ class DenseIndex:
 
     def docnos(self) -> np.ndarray:
         """All docnos, in docid order."""
+        if len(self) == 0:
+            return np.array([], dtype=object)
         return np.asarray(self.flex.docnos().fwd[np.arange(len(self))])
 
     def doc_langs(self) -> np.ndarray:
@@ -258,13 +260,9 @@ class _Writer:
             flex_dir = self.tmp / "index"
             if start:
                 FlexIndex(str(flex_dir), verbose=self.index.verbose).indexer().index(self._records())
-            else:  # FlexIndex cannot write an empty index; write its files by hand
+            else:  # FlexIndex (npids) cannot write an empty index; an empty one is never searched anyway
                 flex_dir.mkdir()
                 (flex_dir / "vecs.f4").write_bytes(b"")
-                from npids import Lookup
-
-                with Lookup.builder(flex_dir / "docnos.npids"):
-                    pass
                 (flex_dir / "pt_meta.json").write_text(json.dumps(
                     {"type": "dense_index", "format": "flex", "vec_size": self.dim, "doc_count": 0}))
             (flex_dir / MANIFEST).write_text(json.dumps({
