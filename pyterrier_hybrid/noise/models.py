@@ -150,15 +150,19 @@ def perturb(text: str, lang: str, *, model: str, level: float, seed: int = 0, ke
             replaced[index] = variant
     if not replaced:
         return text
-    pieces, last = [], 0
+    result, last, previous_roman = "", 0, False
     for index, (start, end) in enumerate(spans):
-        if index in replaced:
-            variant = replaced[index]
-            if lang in _UNSPACED and variant.isascii():  # romanised Thai/Chinese is typed with spaces
-                variant = (" " if start > 0 and _is_letter(text[start - 1]) else "") + variant
-                variant += " " if end < len(text) and _is_letter(text[end]) else ""
-            pieces += [text[last:start], variant]
-            last = end
-    pieces.append(text[last:])
-    result = "".join(pieces)
+        if index not in replaced:
+            continue
+        gap, variant = text[last:start], replaced[index]
+        roman = lang in _UNSPACED and variant.isascii()  # romanised Thai/Chinese is typed between spaces
+        if previous_roman and _is_letter((gap + variant)[0]):
+            result += " "
+        result += gap
+        if roman and result and _is_letter(result[-1]):
+            result += " "
+        result += variant
+        last, previous_roman = end, roman
+    tail = text[last:]
+    result += (" " if previous_roman and tail and _is_letter(tail[0]) else "") + tail
     return result if result.strip() else text
