@@ -92,10 +92,11 @@ def test_different_seed_different_text(lang, model):
 @pytest.mark.parametrize("model", NOISE_MODELS)
 @pytest.mark.parametrize("lang", XQUAD_R_LANGS)
 def test_never_empty_and_keeps_punctuation(lang, model):
-    for text in [SAMPLES[lang], SAMPLES[lang].split()[0], "?"]:
+    for text in [SAMPLES[lang], SAMPLES[lang].split()[0]]:
         noisy = perturb(text, lang, model=model, level=100, seed=1)
         assert noisy.strip()
-        assert noisy.rstrip()[-1:] == text.rstrip()[-1:] or text.rstrip()[-1].isalnum() or not text.strip("?")
+        if not text[-1].isalnum():  # punctuation is never a word, never touched
+            assert noisy[-1] == text[-1]
     assert perturb("", lang, model=model, level=50) == ""
     assert perturb(" ?! ", lang, model=model, level=100) == " ?! "
 
