@@ -249,6 +249,8 @@ def _charsmap(mapping: dict[str, str]) -> bytes:
 
     Nodes are placed breadth-first, each at the lowest base whose slots are all free.
     """
+    if "\0" in "".join(mapping):
+        raise ValueError("keys may not contain NUL: darts-clone reserves label 0 for the value slot")
     strings = bytearray()
     root: dict = {}
     for key in sorted(mapping):
