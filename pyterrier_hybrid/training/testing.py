@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,8 @@ def tiny_sentence_transformer(
 
     Args:
         path: output directory.
-        tokenizer_from: model whose tokenizer is copied (resolved offline by :func:`pyterrier_hybrid.models.resolve_model`).
+        tokenizer_from: model whose tokenizer is copied (resolved offline by
+            :func:`pyterrier_hybrid.models.resolve_model`).
         hidden: hidden size.
         layers: transformer layers.
         heads: attention heads.
@@ -53,7 +54,7 @@ def tiny_sentence_transformer(
     BertModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
     transformer = models.Transformer(str(raw), max_seq_length=max_seq_length)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     model = SentenceTransformer(
         modules=[transformer, pooling, models.Normalize()],
         prompts={"query": "query: ", "document": "passage: "},
@@ -75,19 +76,21 @@ def synthetic_pairs(
     langs: Sequence[str] = ("en", "de", "es"),
     *,
     seed: int = 0,
-    coverage: float = 1.0,
+    coverage: float | Mapping[str, float] = 1.0,
 ) -> pd.DataFrame:
     """Parallel (question, answer) pairs whose texts share the group's keywords (so a model can learn them).
 
-    Every group exists in each language with probability ``coverage`` (always in at least one); every
+    Every group exists in each language with probability ``coverage`` (a float, or one per language; a
+    group always exists in at least one language); every
     (qlang, dlang) combination of the languages a group exists in is a pair, as in
     :func:`~.data.pairs_from_benchmark`.
     """
     rng = np.random.default_rng(seed)
+    share = dict(coverage) if isinstance(coverage, Mapping) else dict.fromkeys(langs, float(coverage))
     rows = []
     for g in range(n_groups):
         words = rng.choice(_WORDS, size=3, replace=False)
-        present = [lang for lang in langs if rng.random() < coverage] or [str(rng.choice(list(langs)))]
+        present = [lang for lang in langs if rng.random() < share.get(lang, 0.0)] or [str(rng.choice(list(langs)))]
         for qlang in present:
             for dlang in present:
                 rows.append(

@@ -106,6 +106,7 @@ class HybridBatchTrainer(pt.Estimator):
         device: torch device (default: the Trainer's choice: CUDA if present).
         training_args: extra ``SentenceTransformerTrainingArguments`` (e.g. ``{"bf16": True}``,
             ``{"ddp_backend": "gloo"}``, ``{"gradient_accumulation_steps": 2}``); they win over the above.
+        callbacks: Hugging Face ``TrainerCallback`` objects (early stopping, custom logging, ...).
         verbose: progress bar.
     """
 
@@ -138,6 +139,7 @@ class HybridBatchTrainer(pt.Estimator):
         valid_langs: tuple[str, ...] = ALL_LANGS,
         device: str | None = None,
         training_args: Mapping[str, Any] | None = None,
+        callbacks: list[Any] | None = None,
         verbose: bool = True,
     ) -> None:
         self.mode, self.effective_alpha = validate_mode(mode, alpha)
@@ -174,6 +176,7 @@ class HybridBatchTrainer(pt.Estimator):
         self.valid_langs = valid_langs
         self.device = device
         self.training_args = dict(training_args or {})
+        self.callbacks = list(callbacks or [])
         self.verbose = verbose
         self.model_ = None
         self.trainer_ = None
@@ -320,6 +323,7 @@ class HybridBatchTrainer(pt.Estimator):
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             loss=loss,
+            callbacks=self.callbacks or None,
         )
         trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         if eval_dataset is not None:
