@@ -10,7 +10,8 @@ the query text differs. Writes ``robustness_<model>.csv``, ``.md`` and ``.png`` 
     python examples/noise_robustness.py --model typo --max-queries 200
 
 Budget (2 CPU cores): the documents of the three candidate languages (~3,700 sentences) and every distinct
-query text are encoded once (vectors cached in ``--out/vectors``), BM25 needs seconds.
+query text are encoded once (vectors cached in ``--cache-dir``, shared with other runs of the same encoder, so
+clean texts encoded before are read back), BM25 needs seconds.
 """
 
 from __future__ import annotations
@@ -109,11 +110,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=0, help="noise seed (0: the entries without -s<seed>)")
     parser.add_argument("--encoder", default=DEFAULT_MODEL, help="dense model (default: offline multilingual-e5-small)")
     parser.add_argument("--out", type=Path, default=Path("runs/noise_robustness"), help="output directory")
+    parser.add_argument("--cache-dir", default="~/.cache/pyterrier_hybrid/vectors",
+                        help="vector cache shared with other runs of the same encoder (clean texts are reused)")
     parser.add_argument("--no-dense", action="store_true", help="BM25 only")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    encoder = None if args.no_dense else BiEncoder(args.encoder, cache_dir=args.out / "vectors", batch_size=64)
+    encoder = None if args.no_dense else BiEncoder(args.encoder, cache_dir=args.cache_dir, batch_size=64)
     started = time.time()
     bm25_index, dense_index = build_indexes(args.settings, args.out, encoder) if encoder else (None, None)
     if bm25_index is None:
