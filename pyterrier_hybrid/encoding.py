@@ -45,6 +45,25 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation (int8 weights, per-batch int8 activations) of the linear layers.
+
+    The FFN output projections stay float32: their inputs are GELU outputs with a long-tailed range that one
+    per-tensor int8 scale represents poorly. Measured on 100 XQuAD-R sentences with multilingual-e5-small, cosine to
+    float32 is 0.977 (min 0.954) with every linear layer quantised and 0.995 (min 0.993) with these kept.
+    """
+    import warnings
+
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    ffn_out = {n for n in linear if n.endswith("output.dense") and "attention" not in n}  # BERT/XLM-R naming
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {n: default_dynamic_qconfig for n in linear if n not in ffn_out},
+                                dtype=torch.qint8)
+
+
 class VectorCache:
     """On-disk store of vectors keyed by (encoder fingerprint, role, text).
 
@@ -129,8 +148,9 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         device: ``"cuda"``, ``"cpu"``, ...; default CUDA when available, else CPU.
         verbose: Show progress bars.
         text_field: Document text column.
-        quantize: ``"int8"``: dynamic int8 quantisation of the linear layers (CPU speed mode; vectors differ
-            slightly from fp32). ``None`` (default): exact float32.
+        quantize: Speed modes whose vectors differ slightly from exact float32 (``None``, the default):
+            ``"int8"``: dynamic int8 quantisation of the linear layers except the FFN output projections (CPU);
+            ``"bf16"``: bfloat16 weights and activations (CPUs with AVX512-BF16/AMX, GPUs).
         threads: ``torch.set_num_threads`` for CPU inference (default: leave torch's setting).
         processes: Encode with the sentence-transformers multi-process pool over this many CPU processes.
         devices: Encode with the sentence-transformers multi-process pool, one process per device
@@ -151,7 +171,7 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         device: str | None = None,
         verbose: bool = False,
         text_field: str = "text",
-        quantize: Literal["int8"] | None = None,
+        quantize: Literal["int8", "bf16"] | None = None,
         threads: int | None = None,
         processes: int | None = None,
         devices: Sequence[str] | None = None,
@@ -164,15 +184,15 @@ class BiEncoder(pyterrier_dr.BiEncoder):
 
         if pooling not in (None, "cls", "mean"):
             raise ValueError(f"pooling must be None (the model's own), 'cls' or 'mean', not {pooling!r}")
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None (exact float32) or 'int8', not {quantize!r}")
+        if quantize not in (None, "int8", "bf16"):
+            raise ValueError(f"quantize must be None (exact float32), 'int8' or 'bf16', not {quantize!r}")
         if max_length < 1 or batch_size < 1:
             raise ValueError("max_length and batch_size must be positive")
         self.model_name_or_path = os.fspath(model_name_or_path)
         self.model_name = self.model_name_or_path  # pyterrier_dr's equality key
         self.device = torch.device(device or _default_device())
-        if quantize and self.device.type != "cpu":
-            raise ValueError("quantize='int8' is a CPU speed mode; use device='cpu' or quantize=None")
+        if quantize == "int8" and self.device.type != "cpu":
+            raise ValueError("quantize='int8' is a CPU speed mode; use device='cpu' or another quantize option")
         if threads:
             torch.set_num_threads(threads)
         self.normalize = normalize
@@ -200,7 +220,9 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         self.model = SentenceTransformer(modules=modules, device="cpu")
         self.model.max_seq_length = min(max_length, self.model.max_seq_length or max_length)
         if quantize == "int8":
-            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+            self.model = _quantize_int8(self.model)
+        elif quantize == "bf16":
+            self.model = self.model.to(torch.bfloat16)
         self.model.to(self.device).eval()
         self.dim = int(self.model.get_embedding_dimension())
         self.devices = list(devices) if devices else (["cpu"] * processes if processes and processes > 1 else None)
