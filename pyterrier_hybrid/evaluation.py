@@ -1,0 +1,576 @@
+"""Encode-once evaluation of the LAReQA grid (XQuAD-R: 121 settings + pooled; MLQA-R: 49 + pooled).
+
+Every question and candidate sentence of every language is encoded exactly once
+(:func:`encode_benchmark`); each setting is then answered by exact inner product from those vectors
+and scored with the qrels of the registered ir_datasets entry (``xquad-r/<q>-<d>``, ``xquad-r/multi``).
+The numbers are those ``pt.Experiment`` gives for the same vectors on the same entry: ranks follow
+trec_eval (score descending, ties by doc id descending), only the top ``k`` (default 1000) of each
+query count as retrieved, and AP / RR / nDCG / R / P / Success on binary qrels are computed from the
+ranks of the relevant candidates with trec_eval's formulas (other measures go through ir_measures on
+the top-``k`` run). :func:`evaluate_pipeline_grid` is the slow general path for any PyTerrier retrieval
+pipeline: one ``pt.Experiment`` per setting.
+
+Example::
+
+    from pyterrier_hybrid.encoding import BiEncoder
+    from pyterrier_hybrid.evaluation import evaluate_grid
+
+    grid = evaluate_grid(BiEncoder(), "xquad-r", verbose=True)
+    grid.summary()          # mean monolingual / mean cross-lingual / pooled per measure
+    grid.matrix("AP")       # qlang x dlang
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import ir_datasets
+import ir_measures
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+
+from . import measures as bias
+from .datasets import POOLED, dataset_id, load_language
+from .datasets import settings as benchmark_settings
+from .languages import validate_benchmark, validate_langs
+
+__all__ = [
+    "DEFAULT_BIAS_MEASURES",
+    "DEFAULT_MEASURES",
+    "ALL_QLANGS",
+    "EncodedBenchmark",
+    "Encoder",
+    "GridResult",
+    "LanguageVectors",
+    "encode_benchmark",
+    "evaluate_grid",
+    "evaluate_pipeline_grid",
+]
+
+DEFAULT_MEASURES: tuple[ir_measures.Measure, ...] = (
+    ir_measures.AP, ir_measures.nDCG @ 10, ir_measures.R @ 10, ir_measures.RR,
+)
+DEFAULT_BIAS_MEASURES: tuple[str, ...] = ("RankDistance", "SameLangPref", "PEER@20")
+ALL_QLANGS = "all"  # qlang of the pooled row over all question languages
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the grid needs from a bi-encoder (e.g. :class:`pyterrier_hybrid.encoding.BiEncoder`)."""
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors ``(n, dim)`` of questions."""
+
+    def encode_docs(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors ``(n, dim)`` of candidate sentences."""
+
+
+@dataclass
+class LanguageVectors:
+    """Vectors of one language of a benchmark, rows in file order.
+
+    Attributes:
+        qids: query ids (``<lang>_<group>``).
+        qvecs: ``(n_queries, dim)`` question vectors.
+        docnos: doc ids (``<lang>_<paragraph>_<sentence>``).
+        dvecs: ``(n_docs, dim)`` candidate vectors.
+    """
+
+    qids: np.ndarray
+    qvecs: np.ndarray
+    docnos: np.ndarray
+    dvecs: np.ndarray
+
+
+@dataclass
+class EncodedBenchmark:
+    """Every question and candidate of a benchmark, encoded once.
+
+    Attributes:
+        benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
+        vectors: language → :class:`LanguageVectors`.
+    """
+
+    benchmark: str
+    vectors: dict[str, LanguageVectors]
+
+    @property
+    def langs(self) -> tuple[str, ...]:
+        """Encoded languages."""
+        return tuple(self.vectors)
+
+    def project(self, lir: Any) -> EncodedBenchmark:
+        """A copy with ``lir`` applied to every vector (e.g. :class:`pyterrier_hybrid.lir.LIR`).
+
+        ``lir`` needs ``project(vectors, langs)``; when it has ``is_fitted`` false it is first fitted
+        on the candidate vectors of every language (``fit_vectors({lang: dvecs})``), as LIR prescribes.
+        """
+        if not getattr(lir, "is_fitted", True):
+            lir.fit_vectors({lang: v.dvecs for lang, v in self.vectors.items()})
+        out = {}
+        for lang, v in self.vectors.items():
+            out[lang] = LanguageVectors(v.qids, lir.project(v.qvecs, [lang] * len(v.qids)), v.docnos,
+                                        lir.project(v.dvecs, [lang] * len(v.docnos)))
+        return EncodedBenchmark(self.benchmark, out)
+
+    def pool(self, dlang: str) -> tuple[np.ndarray, np.ndarray]:
+        """Doc ids and vectors of candidate language ``dlang`` (``"multi"``: all languages)."""
+        if dlang == POOLED:
+            return (np.concatenate([v.docnos for v in self.vectors.values()]),
+                    np.concatenate([v.dvecs for v in self.vectors.values()]))
+        return self.vectors[dlang].docnos, self.vectors[dlang].dvecs
+
+    def queries(self, qids: Sequence[str]) -> np.ndarray:
+        """Question vectors of the given ids (any languages)."""
+        index = self._query_index()
+        try:
+            return np.stack([self.vectors[index[q][0]].qvecs[index[q][1]] for q in qids]) if len(qids) else \
+                np.zeros((0, self.dim), dtype=np.float32)
+        except KeyError as e:
+            raise KeyError(f"query {e.args[0]!r} was not encoded; encoded languages: {', '.join(self.langs)}") from e
+
+    def _query_index(self) -> dict[str, tuple[str, int]]:
+        if getattr(self, "_index", None) is None:
+            self._index = {qid: (lang, i) for lang, v in self.vectors.items() for i, qid in enumerate(v.qids)}
+        return self._index
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return next(iter(self.vectors.values())).dvecs.shape[1]
+
+    def run(self, qlang: str | None, dlang: str | None, *, k: int = 1000) -> pd.DataFrame:
+        """The top-``k`` run of a setting as a PyTerrier result frame (qid, docno, score, rank).
+
+        Args:
+            qlang: question language (None with ``dlang`` None: the pooled setting).
+            dlang: candidate language.
+            k: run depth.
+        """
+        entry = dataset_id(self.benchmark, qlang, dlang)
+        qids = [q.query_id for q in ir_datasets.load(entry).queries_iter()]
+        docnos, dvecs = self.pool(POOLED if qlang is None else (dlang or qlang))
+        order = _name_order(docnos)
+        frames = []
+        for start in range(0, len(qids), _BLOCK):
+            scores = self.queries(qids[start:start + _BLOCK]) @ dvecs.T
+            top = _topk(scores, k, order)
+            rows = np.arange(len(top))[:, None]
+            frames.append(pd.DataFrame({
+                "qid": np.repeat(qids[start:start + _BLOCK], top.shape[1]),
+                "docno": docnos[top].ravel(),
+                "score": scores[rows, top].ravel().astype(np.float64),
+                "rank": np.tile(np.arange(top.shape[1]), len(top)),
+            }))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["qid", "docno", "score", "rank"])
+
+
+def encode_benchmark(encoder: Encoder, benchmark: str = "xquad-r", *, langs: Iterable[str] | None = None,
+                     verbose: bool = False) -> EncodedBenchmark:
+    """Encode every question and candidate sentence of ``benchmark`` once.
+
+    Args:
+        encoder: anything with ``encode_queries(texts)`` and ``encode_docs(texts)`` returning ``(n, dim)``
+            arrays (e.g. :class:`pyterrier_hybrid.encoding.BiEncoder`).
+        benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
+        langs: languages to encode (default: all of the benchmark).
+        verbose: show a progress bar over languages.
+    """
+    all_langs = validate_benchmark(benchmark)
+    langs = tuple(validate_langs(langs, all_langs, what=f"{benchmark} language")) if langs is not None \
+        else all_langs
+    if not (hasattr(encoder, "encode_queries") and hasattr(encoder, "encode_docs")):
+        raise TypeError(f"{type(encoder).__name__} has no encode_queries/encode_docs; pass a bi-encoder such as "
+                        "pyterrier_hybrid.encoding.BiEncoder, or use evaluate_pipeline_grid for other pipelines")
+    vectors = {}
+    for lang in pt.tqdm(langs, desc=f"encoding {benchmark}", unit="lang", disable=not verbose):
+        data = load_language(benchmark, lang)
+        qvecs = _as_matrix(encoder.encode_queries([q.text for q in data.queries]), len(data.queries), "encode_queries")
+        dvecs = _as_matrix(encoder.encode_docs([d.text for d in data.docs]), len(data.docs), "encode_docs")
+        if qvecs.shape[1] != dvecs.shape[1]:
+            raise ValueError(f"query and doc vectors differ in dimension ({qvecs.shape[1]} vs {dvecs.shape[1]})")
+        vectors[lang] = LanguageVectors(np.array([q.query_id for q in data.queries], dtype=object), qvecs,
+                                        np.array([d.doc_id for d in data.docs], dtype=object), dvecs)
+    return EncodedBenchmark(benchmark, vectors)
+
+
+def _as_matrix(vectors: Any, n: int, what: str) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != n:
+        raise ValueError(f"{what} returned shape {vectors.shape}; expected ({n}, dim)")
+    return vectors
+
+
+# --------------------------------------------------------------------------------------------------
+# ranking helpers
+
+_BLOCK = 512  # query rows scored at once (512 x 13k floats for the pooled XQuAD-R pool)
+
+
+def _name_order(docnos: np.ndarray) -> np.ndarray:
+    """Position of each doc id in ascending string order (trec_eval breaks score ties by doc id descending)."""
+    order = np.empty(len(docnos), dtype=np.int64)
+    order[np.argsort(docnos.astype(str), kind="stable")] = np.arange(len(docnos))
+    return order
+
+
+def _topk(scores: np.ndarray, k: int, name_order: np.ndarray) -> np.ndarray:
+    """Column indices of the top ``k`` per row in trec_eval order (score desc, doc id desc)."""
+    n = scores.shape[1]
+    k = min(k, n)
+    if k == 0:
+        return np.zeros((len(scores), 0), dtype=np.int64)
+    if k < n:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(n), (len(scores), 1))
+    out = np.empty((len(scores), k), dtype=np.int64)
+    for i in range(len(scores)):
+        cand = part[i]
+        if k < n:
+            threshold = scores[i, cand].min()
+            if (scores[i] >= threshold).sum() > k:  # ties across the cut: take them all, order, then cut
+                cand = np.flatnonzero(scores[i] >= threshold)
+        keys = np.lexsort((-name_order[cand], -scores[i, cand].astype(np.float64)))
+        out[i] = cand[keys[:k]]
+    return out
+
+
+def _relevant_ranks(scores: np.ndarray, rel_cols: np.ndarray, name_order: np.ndarray, k: int) -> np.ndarray:
+    """Ranks (1-based, trec_eval order) of the relevant columns; ``inf`` beyond ``k`` and for padding (-1)."""
+    ranks = np.full(rel_cols.shape, np.inf)
+    rows = np.arange(len(scores))
+    for c in range(rel_cols.shape[1]):
+        cols = rel_cols[:, c]
+        valid = cols >= 0
+        safe = np.where(valid, cols, 0)
+        value = scores[rows, safe][:, None]
+        rank = (scores > value).sum(axis=1) + 1
+        equal = scores == value
+        tied = equal.sum(axis=1) > 1
+        if tied.any():  # equal scores: the larger doc id comes first
+            t = np.flatnonzero(tied)
+            rank[t] += (equal[t] & (name_order[None, :] > name_order[safe[t]][:, None])).sum(axis=1)
+        ranks[:, c] = np.where(valid & (rank <= k), rank, np.inf)
+    return ranks
+
+
+@dataclass
+class _Setting:
+    qlang: str
+    dlang: str
+    qids: list[str]
+    qrels: dict[str, list[str]]  # qid -> relevant doc ids
+
+
+def _setting_from_entry(benchmark: str, qlang: str | None, dlang: str | None) -> _Setting:
+    """Queries and qrels of a registered entry (exactly what pt.Experiment would be given)."""
+    entry = ir_datasets.load(dataset_id(benchmark, qlang, dlang))
+    qids = [q.query_id for q in entry.queries_iter()]
+    qrels: dict[str, list[str]] = {}
+    for qrel in entry.qrels_iter():
+        if qrel.relevance > 0:
+            qrels.setdefault(qrel.query_id, []).append(qrel.doc_id)
+    return _Setting(qlang or ALL_QLANGS, POOLED if qlang is None else (dlang or qlang), qids, qrels)
+
+
+def _normalise_measures(items: Iterable[Any] | None) -> list[ir_measures.Measure]:
+    out = []
+    for m in items or []:
+        out.append(ir_measures.parse_measure(m) if isinstance(m, str) else m)
+    return out
+
+
+def _parse_bias(items: Iterable[Any] | None, langs: Sequence[str]) -> list[ir_measures.Measure]:
+    """Bias measures; ``"PEER@k"`` strings become :func:`~pyterrier_hybrid.measures.peer` measures."""
+    out = []
+    for m in items or []:
+        if isinstance(m, str) and m.startswith("PEER"):
+            _, _, cutoff = m.partition("@")
+            out.append(bias.peer(int(cutoff) if cutoff else 1000, langs=langs))
+        else:
+            out.extend(_normalise_measures([m]))
+    return out
+
+
+def _measure_name(measure: ir_measures.Measure) -> str:
+    return str(measure)
+
+
+def _evaluate_setting(encoded: EncodedBenchmark, setting: _Setting, measures: list[ir_measures.Measure],
+                      k: int) -> pd.DataFrame:
+    """Per-query values (qid, measure, value) of one setting."""
+    docnos, dvecs = encoded.pool(setting.dlang)
+    name_order = _name_order(docnos)
+    column = {d: i for i, d in enumerate(docnos)}
+    qids = [q for q in setting.qids if q in setting.qrels]  # trec_eval scores queries of the qrels only
+    fast = [m for m in measures if bias.is_fast_measure(m)]
+    slow = [m for m in measures if not bias.is_fast_measure(m)]
+    peers = [m for m in slow if m.NAME == "PEER"]
+    other = [m for m in slow if m.NAME != "PEER"]
+    depth = min(k, len(docnos))
+    dlangs = np.array([bias.id_lang(d) for d in docnos], dtype=object)
+    max_rel = max((len(setting.qrels[q]) for q in qids), default=0)
+    values: dict[str, list[np.ndarray]] = {_measure_name(m): [] for m in measures}
+    run_frames = []
+    for start in range(0, len(qids), _BLOCK):
+        block = qids[start:start + _BLOCK]
+        scores = encoded.queries(block) @ dvecs.T
+        if fast:
+            rel = np.full((len(block), max_rel), -1, dtype=np.int64)
+            for i, q in enumerate(block):
+                cols = [column[d] for d in setting.qrels[q] if d in column]
+                rel[i, :len(cols)] = cols
+            ranks = _relevant_ranks(scores, rel, name_order, depth)
+            order = np.argsort(ranks, axis=1, kind="stable")
+            ranks = np.take_along_axis(ranks, order, axis=1)
+            rel = np.take_along_axis(rel, order, axis=1)
+            qlangs = np.array([bias.id_lang(q) for q in block], dtype=object)
+            same = (dlangs[np.where(rel >= 0, rel, 0)] == qlangs[:, None]) & (rel >= 0)
+            n_rel = np.array([len(setting.qrels[q]) for q in block])
+            limit = np.full(len(block), depth)
+            for m in fast:
+                values[_measure_name(m)].append(bias.binary_measure_values(m, ranks, n_rel, limit, same))
+        if peers or other:
+            top = _topk(scores, depth, name_order)
+            if peers:
+                for m in peers:
+                    qrel_dicts = [{d: 1 for d in setting.qrels[q]} for q in block]
+                    values[_measure_name(m)].append(np.array(
+                        [bias.peer_value(m, qd, list(docnos[t])) for qd, t in zip(qrel_dicts, top)]))
+            if other:
+                rows = np.arange(len(top))[:, None]
+                run_frames.append(pd.DataFrame({
+                    "query_id": np.repeat(block, top.shape[1]), "doc_id": docnos[top].ravel(),
+                    "score": scores[rows, top].ravel().astype(np.float64)}))
+    frames = [pd.DataFrame({"qid": qids, "measure": name, "value": np.concatenate(v)})
+              for name, v in values.items() if v]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["qid", "measure", "value"])
+    if other and qids:
+        qrels = pd.DataFrame([(q, d, 1) for q in qids for d in setting.qrels[q]],
+                             columns=["query_id", "doc_id", "relevance"])
+        run = pd.concat(run_frames, ignore_index=True)
+        metrics = pd.DataFrame([(m.query_id, _measure_name(m.measure), m.value)
+                                for m in ir_measures.iter_calc(other, qrels, run)],
+                               columns=["qid", "measure", "value"])
+        frame = pd.concat([frame, metrics], ignore_index=True)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+# results
+
+
+def _aggregate(values: pd.Series, measure: str) -> float:
+    """Mean as ir_measures aggregates: NaN-skipping for the bias measures, plain mean otherwise."""
+    if measure.startswith(("RankDistance", "SameLangPref")):
+        return float(values.mean(skipna=True)) if values.notna().any() else math.nan
+    return float(values.mean(skipna=False)) if len(values) else math.nan
+
+
+@dataclass
+class GridResult:
+    """Results of a LAReQA grid evaluation.
+
+    Attributes:
+        benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
+        name: model name (for tables and plots).
+        results: tidy frame ``qlang, dlang, measure, value, n_queries``; pooled rows have
+            ``dlang == "multi"`` with ``qlang == "all"`` (every question) or one question language
+            (that language's questions in the pooled setting).
+        perquery: ``qlang, dlang, qid, measure, value`` per query (``qlang == "all"`` rows for pooled).
+    """
+
+    benchmark: str
+    name: str
+    results: pd.DataFrame
+    perquery: pd.DataFrame = field(repr=False)
+
+    @property
+    def measures(self) -> list[str]:
+        """Measure names, in evaluation order."""
+        return list(dict.fromkeys(self.results["measure"]))
+
+    def _rows(self, kind: str) -> pd.DataFrame:
+        r = self.results
+        if kind == "mono":
+            return r[r.qlang == r.dlang]
+        if kind == "cross":
+            return r[(r.qlang != r.dlang) & (r.dlang != POOLED)]
+        return r[(r.dlang == POOLED) & (r.qlang == ALL_QLANGS)]
+
+    def summary(self) -> pd.DataFrame:
+        """Per measure: mean over monolingual settings, mean over cross-lingual settings, pooled."""
+        out = {}
+        for kind in ("mono", "cross", "pooled"):
+            rows = self._rows(kind)
+            out[kind] = rows.groupby("measure", sort=False)["value"].mean() if len(rows) else pd.Series(dtype=float)
+        frame = pd.DataFrame(out).reindex(self.measures)
+        frame.index.name = "measure"
+        return frame
+
+    def pooled_by_qlang(self) -> pd.DataFrame:
+        """Pooled-setting value per question language (rows) and measure (columns)."""
+        r = self.results
+        rows = r[(r.dlang == POOLED) & (r.qlang != ALL_QLANGS)]
+        return rows.pivot(index="qlang", columns="measure", values="value").reindex(columns=self.measures)
+
+    def matrix(self, measure: str = "AP") -> pd.DataFrame:
+        """The qlang x dlang grid of one measure (mono on the diagonal)."""
+        r = self.results
+        rows = r[(r.measure == measure) & (r.dlang != POOLED)]
+        if rows.empty:
+            raise KeyError(f"no per-setting values of {measure!r}; measures are: {', '.join(self.measures)}")
+        langs = list(dict.fromkeys(rows.qlang))
+        return rows.pivot(index="qlang", columns="dlang", values="value").reindex(index=langs, columns=langs)
+
+    def to_csv(self, path: str) -> None:
+        """Write :attr:`results` as CSV, atomically."""
+        from .plots import atomic_write_text
+
+        atomic_write_text(path, self.results.to_csv(index=False))
+
+    def to_markdown(self, measure: str = "AP", *, digits: int = 3) -> str:
+        """A markdown table of the qlang x dlang grid of ``measure`` plus the summary."""
+        from .plots import markdown_grid
+
+        return markdown_grid(self, measure, digits=digits)
+
+
+def _tidy(benchmark: str, name: str, per_setting: list[tuple[_Setting, pd.DataFrame]]) -> GridResult:
+    rows, perquery = [], []
+    for setting, frame in per_setting:
+        perquery.append(frame.assign(qlang=setting.qlang, dlang=setting.dlang))
+        for measure, values in frame.groupby("measure", sort=False)["value"]:
+            rows.append((setting.qlang, setting.dlang, measure, _aggregate(values, measure), len(values)))
+        if setting.dlang == POOLED:  # per question language of the pooled setting
+            by_lang = frame.assign(ql=[bias.id_lang(q) for q in frame.qid])
+            for (ql, measure), values in by_lang.groupby(["ql", "measure"], sort=False)["value"]:
+                rows.append((ql, POOLED, measure, _aggregate(values, measure), len(values)))
+    results = pd.DataFrame(rows, columns=["qlang", "dlang", "measure", "value", "n_queries"])
+    pq = pd.concat(perquery, ignore_index=True)[["qlang", "dlang", "qid", "measure", "value"]] if perquery else \
+        pd.DataFrame(columns=["qlang", "dlang", "qid", "measure", "value"])
+    return GridResult(benchmark, name, results, pq)
+
+
+def _grid_settings(benchmark: str, langs: Sequence[str], settings: Iterable[tuple[str, str]] | None,
+                   pooled: bool) -> list[tuple[str | None, str | None]]:
+    all_langs = validate_benchmark(benchmark)
+    if settings is None:
+        chosen: list[tuple[str | None, str | None]] = [
+            (q, d) for q, d in benchmark_settings(benchmark) if q in langs and d in langs]
+    else:
+        chosen = []
+        for q, d in settings:
+            validate_langs([q, d], all_langs, what=f"{benchmark} language")
+            chosen.append((q, d))
+    if pooled:
+        if set(langs) != set(all_langs):
+            raise ValueError(f"the pooled setting needs every language of {benchmark}; pass pooled=False "
+                             f"to evaluate a subset of languages ({', '.join(langs)})")
+        chosen.append((None, None))
+    return chosen
+
+
+def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r", *,
+                  measures: Iterable[Any] | None = None, bias_measures: Iterable[Any] | None = None,
+                  k: int = 1000, langs: Iterable[str] | None = None,
+                  settings: Iterable[tuple[str, str]] | None = None, pooled: bool = True, lir: Any = None,
+                  name: str | None = None, verbose: bool = False) -> GridResult:
+    """Evaluate every (question language, candidate language) setting and the pooled setting, encoding once.
+
+    Args:
+        model: a bi-encoder (``encode_queries`` / ``encode_docs``) or an :class:`EncodedBenchmark` (reused).
+        benchmark: ``"xquad-r"`` (11 x 11 + pooled) or ``"mlqa-r"`` (7 x 7 + pooled).
+        measures: ir_measures measures (objects or names) for every setting; default
+            :data:`DEFAULT_MEASURES` (AP, nDCG@10, R@10, RR).
+        bias_measures: measures for the pooled setting only (where several languages hold relevant
+            candidates); default :data:`DEFAULT_BIAS_MEASURES`. ``"PEER@k"`` builds
+            :func:`pyterrier_hybrid.measures.peer` over the benchmark's languages.
+        k: run depth: only the top ``k`` candidates of a query count as retrieved (as with a retriever
+            returning ``k`` results).
+        langs: restrict to these languages (needs ``pooled=False`` unless all are given).
+        settings: explicit ``(qlang, dlang)`` settings instead of all of ``langs``.
+        pooled: also evaluate the pooled multilingual setting.
+        lir: optional :class:`pyterrier_hybrid.lir.LIR` applied to all vectors ("base + LIR"); fitted on the
+            benchmark's candidates when not fitted yet.
+        name: model name stored in the result.
+        verbose: progress bars.
+
+    Returns:
+        A :class:`GridResult`.
+    """
+    all_langs = validate_benchmark(benchmark)
+    langs = tuple(validate_langs(langs, all_langs, what=f"{benchmark} language")) if langs is not None \
+        else all_langs
+    if k < 1:
+        raise ValueError(f"k must be a positive run depth, got {k}")
+    chosen = _grid_settings(benchmark, langs, settings, pooled)
+    needed = sorted({lang for q, d in chosen for lang in ((q, d) if q else all_langs)}, key=all_langs.index)
+    if isinstance(model, EncodedBenchmark):
+        if model.benchmark != benchmark:
+            raise ValueError(f"vectors were encoded for {model.benchmark}, not {benchmark}")
+        missing = set(needed) - set(model.langs)
+        if missing:
+            raise ValueError(f"languages {sorted(missing)} were not encoded; encode them with encode_benchmark")
+        encoded = model
+    else:
+        encoded = encode_benchmark(model, benchmark, langs=needed, verbose=verbose)
+    if lir is not None:
+        encoded = encoded.project(lir)
+    measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES)
+    bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
+    per_setting = []
+    for qlang, dlang in pt.tqdm(chosen, desc=f"{benchmark} grid", unit="setting", disable=not verbose):
+        setting = _setting_from_entry(benchmark, qlang, dlang)
+        wanted = measures_ + (bias_ if qlang is None else [])
+        per_setting.append((setting, _evaluate_setting(encoded, setting, wanted, k)))
+    return _tidy(benchmark, name or type(model).__name__, per_setting)
+
+
+def evaluate_pipeline_grid(retriever_for: Callable[[str], pt.Transformer], benchmark: str = "xquad-r", *,
+                           measures: Iterable[Any] | None = None, bias_measures: Iterable[Any] | None = None,
+                           langs: Iterable[str] | None = None, settings: Iterable[tuple[str, str]] | None = None,
+                           pooled: bool = True, name: str | None = None, verbose: bool = False,
+                           batch_size: int | None = None) -> GridResult:
+    """The slow general path: one ``pt.Experiment`` per setting with any PyTerrier retrieval pipeline.
+
+    Args:
+        retriever_for: ``dlang -> pipeline`` retrieving from the candidates of ``dlang`` (``"multi"``: the
+            pooled candidates of all languages), taking topics ``qid, query``. Called once per candidate
+            language.
+        benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
+        measures: as :func:`evaluate_grid`.
+        bias_measures: as :func:`evaluate_grid` (pooled setting only).
+        langs: as :func:`evaluate_grid`.
+        settings: as :func:`evaluate_grid`.
+        pooled: as :func:`evaluate_grid`.
+        name: model name stored in the result.
+        verbose: progress bar over settings.
+        batch_size: passed to ``pt.Experiment``.
+    """
+    all_langs = validate_benchmark(benchmark)
+    langs = tuple(validate_langs(langs, all_langs, what=f"{benchmark} language")) if langs is not None \
+        else all_langs
+    chosen = _grid_settings(benchmark, langs, settings, pooled)
+    measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES)
+    bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
+    pipelines: dict[str, pt.Transformer] = {}
+    per_setting = []
+    for qlang, dlang in pt.tqdm(chosen, desc=f"{benchmark} grid", unit="setting", disable=not verbose):
+        setting = _setting_from_entry(benchmark, qlang, dlang)
+        if setting.dlang not in pipelines:
+            pipelines[setting.dlang] = retriever_for(setting.dlang)
+        ds = pt.get_dataset(f"irds:{dataset_id(benchmark, qlang, dlang)}")
+        wanted = measures_ + (bias_ if qlang is None else [])
+        res = pt.Experiment([pipelines[setting.dlang]], ds.get_topics("text"), ds.get_qrels(), wanted,
+                            names=["model"], perquery=True, batch_size=batch_size, verbose=False)
+        names = {str(m) for m in wanted}
+        frame = res[res.measure.isin(names)][["qid", "measure", "value"]].reset_index(drop=True)
+        per_setting.append((setting, frame))
+    return _tidy(benchmark, name or "pipeline", per_setting)

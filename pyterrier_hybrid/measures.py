@@ -1,0 +1,427 @@
+r"""Language-bias measures for multilingual retrieval, as ir_measures measures usable in ``pt.Experiment``.
+
+Importing this module registers three measures with ir_measures (so they work in ``pt.Experiment``,
+``ir_measures.calc_aggregate`` and by name, e.g. ``ir_measures.parse_measure("RankDistance@1000")``):
+
+``RankDistance`` (lower is better)
+    For a query with relevant candidates :math:`R` (in LAReQA: the translations of its answer sentence),
+    ranked in the run with ranks :math:`r(d)`, the rank distance is
+
+    .. math:: \mathrm{RD}(q) = \max_{d \in R} r(d) - \min_{d \in R} r(d)
+
+    A language-agnostic model ranks the translations of one answer together (RD near 0); a model
+    that prefers one language pushes the others down. One relevant candidate gives RD = 0.
+
+``SameLangPref`` (language-agnostic value: ``1 / |languages of R|``)
+    1 when the highest-ranked relevant candidate is in the question's own language, else 0. Its
+    mean is the share of queries whose best relevant answer is in the query language; a model with
+    no language preference approaches 1 / (number of relevant languages), a model with a
+    same-language bias approaches 1.
+
+``PEER`` (Probability of Equal Expected Rank; Yang et al., SIGIR 2024; higher is fairer, in [0, 1])
+    From the ``peer-measure`` package: per relevance level, a Kruskal-Wallis test of "documents of
+    every language have the same expected rank" over the top-``cutoff`` ranks grouped by language;
+    the value is the weighted sum of the p-values, :math:`\sum_\ell w_\ell \, p_\ell`. Build it with
+    :func:`peer`. Note for LAReQA: every language holds exactly one relevant candidate per question, so
+    the relevance-1 test has one rank per group and is degenerate (H = N - 1 whatever the ranks); the
+    information is in the non-relevant level (``weights={0: ...}``), i.e. whether the *non-relevant*
+    candidates of all languages are mixed evenly in the top ``cutoff``.
+
+Ranks follow trec_eval: score descending, ties broken by doc id descending (what ``pt.Experiment``
+sees). **Unretrieved relevant candidates**: a run holds only the top ``L`` documents of a query
+(``L`` = the measure's cutoff when given, else the number of documents the run holds for the query);
+relevant candidates outside it are given rank ``L + 1`` (the best rank they could have, so RD is a
+lower bound of the full-ranking distance). ``SameLangPref`` looks only at retrieved relevant
+candidates. A query with *no* relevant candidate retrieved has no defined value for either measure
+(NaN); it is left out of the mean (:class:`NanMeanAgg`), and queries missing from the run count the
+same way. ``PEER`` keeps the package's own convention (unretrieved relevant documents share the
+average of the ranks after the list).
+
+The language of a document or query comes from its id prefix (:func:`~pyterrier_hybrid.lang_of_id`,
+``de_00012_003`` → ``de``) unless a lookup was registered with :func:`register_languages`.
+
+Motivation: LAReQA (Roy et al., EMNLP 2020) defines language-agnostic retrieval as ranking every
+relevant answer above every irrelevant one whatever its language; hybrid batch training (Elmahdy, Lin &
+Ahmad, 2024) aims at models that are strong both within and across languages, so language bias is
+reported next to mAP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import ir_measures
+import numpy as np
+import peer_measure
+from ir_measures import Metric, measures, providers
+from ir_measures.providers.base import Any as AnyParam
+
+from .languages import lang_of_id
+
+__all__ = [
+    "PEER",
+    "NanMeanAgg",
+    "RankDistance",
+    "SameLangPref",
+    "IdLanguages",
+    "binary_measure_values",
+    "is_fast_measure",
+    "peer",
+    "peer_value",
+    "rank_distance_values",
+    "register_languages",
+    "same_lang_pref_values",
+    "sorted_run",
+]
+
+_LANGS: dict[str, str] = {}
+
+
+def register_languages(mapping: Mapping[str, str]) -> None:
+    """Register id → language entries used instead of the id prefix (for ids that carry no language).
+
+    Args:
+        mapping: doc ids and/or query ids to language codes; added to (and overriding) earlier entries.
+    """
+    _LANGS.update({str(k): str(v) for k, v in mapping.items()})
+
+
+def id_lang(identifier: str) -> str:
+    """Language of a query or doc id: a registered entry, else the id prefix."""
+    lang = _LANGS.get(identifier)
+    return lang if lang is not None else lang_of_id(identifier)
+
+
+class NanMeanAgg(measures.base.Agg):
+    """Mean that leaves NaN values (undefined per-query values) out; NaN when every value is NaN."""
+
+    def __init__(self):
+        self.sum = 0.0
+        self.count = 0
+
+    def add(self, value: float):
+        """Add one per-query value."""
+        if not math.isnan(value):
+            self.sum += value
+            self.count += 1
+
+    def result(self) -> float:
+        """The mean of the non-NaN values."""
+        return self.sum / self.count if self.count else float("nan")
+
+
+class _BiasMeasure(measures.Measure):
+    SUPPORTED_PARAMS = {
+        "cutoff": measures.ParamInfo(dtype=int, required=False, desc="ranking cutoff threshold"),
+        "rel": measures.ParamInfo(dtype=int, default=1, desc="minimum relevance score to be relevant"),
+    }
+    DEFAULT = float("nan")  # a query absent from the run has no defined value
+
+    def aggregator(self) -> NanMeanAgg:
+        """NaN-skipping mean (see the module docstring)."""
+        return NanMeanAgg()
+
+
+class _RankDistance(_BiasMeasure):
+    """Rank of the lowest-ranked relevant candidate minus the rank of the highest-ranked one (lower is better)."""
+
+    __name__ = "RankDistance"
+    NAME = __name__
+    PRETTY_NAME = "Rank distance"
+    SHORT_DESC = "max minus min rank of a query's relevant candidates (unretrieved ones at cutoff + 1)"
+
+
+class _SameLangPref(_BiasMeasure):
+    """1 when the highest-ranked relevant candidate is in the query's language, else 0."""
+
+    __name__ = "SameLangPref"
+    NAME = __name__
+    PRETTY_NAME = "Same-language preference"
+    SHORT_DESC = "share of queries whose highest-ranked relevant candidate is in the query language"
+
+
+RankDistance = _RankDistance()
+SameLangPref = _SameLangPref()
+for _measure in (RankDistance, SameLangPref):
+    if _measure.NAME not in measures.registry:
+        measures.register(_measure)
+
+
+# --------------------------------------------------------------------------------------------------
+# per-query computations shared by the ir_measures provider and the grid evaluator
+
+
+def sorted_run(docs: Iterable[tuple[str, float]]) -> list[str]:
+    """Doc ids in trec_eval order: score descending, ties by doc id descending."""
+    return [doc for doc, _ in sorted(docs, key=lambda x: (x[1], x[0]), reverse=True)]
+
+
+def rank_distance_values(rel_ranks: np.ndarray, n_rel: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Rank distance per query from the ranks of its relevant candidates.
+
+    Args:
+        rel_ranks: ``(n_queries, max_rel)`` 1-based ranks of each query's relevant candidates, ``inf`` for
+            unretrieved ones and for padding beyond ``n_rel``.
+        n_rel: ``(n_queries,)`` number of relevant candidates.
+        limit: ``(n_queries,)`` the run depth ``L``; unretrieved relevant candidates count at ``L + 1``.
+
+    Returns:
+        ``(n_queries,)`` float64 values, NaN where no relevant candidate was retrieved.
+    """
+    rel_ranks = np.asarray(rel_ranks, dtype=np.float64)
+    cols = np.arange(rel_ranks.shape[1])[None, :]
+    real = cols < np.asarray(n_rel)[:, None]
+    ranks = np.where(real & np.isinf(rel_ranks), np.asarray(limit, dtype=np.float64)[:, None] + 1, rel_ranks)
+    best = np.where(real, ranks, np.inf).min(axis=1)
+    worst = np.where(real, ranks, -np.inf).max(axis=1)
+    retrieved = (real & ~np.isinf(rel_ranks)).any(axis=1)
+    return np.where(retrieved, worst - best, np.nan)
+
+
+def same_lang_pref_values(rel_ranks: np.ndarray, rel_same_lang: np.ndarray) -> np.ndarray:
+    """Same-language preference per query.
+
+    Args:
+        rel_ranks: as in :func:`rank_distance_values` (ties between relevant candidates cannot occur: ranks
+            are positions).
+        rel_same_lang: ``(n_queries, max_rel)`` bool, relevant candidate is in the query's language.
+
+    Returns:
+        ``(n_queries,)`` 1.0 / 0.0, NaN where no relevant candidate was retrieved.
+    """
+    rel_ranks = np.asarray(rel_ranks, dtype=np.float64)
+    best = np.argmin(rel_ranks, axis=1)
+    rows = np.arange(rel_ranks.shape[0])
+    retrieved = ~np.isinf(rel_ranks[rows, best])
+    return np.where(retrieved, np.asarray(rel_same_lang)[rows, best].astype(np.float64), np.nan)
+
+
+_FAST = {"AP", "RR", "nDCG", "R", "P", "Success", "RankDistance", "SameLangPref"}
+
+
+def is_fast_measure(measure: measures.Measure) -> bool:
+    """Whether :func:`binary_measure_values` computes ``measure`` (binary qrels, default parameters)."""
+    if measure.NAME not in _FAST:
+        return False
+    if measure.NAME == "RR" and "cutoff" in measure.params:
+        return False  # ir_measures computes RR@k with the MS MARCO script, which breaks ties by doc id ascending
+    for param, value in measure.params.items():
+        if param == "cutoff":
+            continue
+        if param == "rel" and value == 1:
+            continue
+        if value != measure.SUPPORTED_PARAMS[param].default:
+            return False  # judged_only, custom gains, graded levels...: left to ir_measures
+    return True
+
+
+def binary_measure_values(measure: measures.Measure, rel_ranks: np.ndarray, n_rel: np.ndarray,
+                          limit: np.ndarray, rel_same_lang: np.ndarray | None = None) -> np.ndarray:
+    """Per-query values of a rank-based measure on binary qrels, as trec_eval computes them.
+
+    Only the ranks of the relevant candidates are needed: AP, RR, nDCG, R, P and Success of binary
+    qrels are functions of them. Sums run in rank order, as in trec_eval, so the values are those
+    of ``ir_measures``/``pt.Experiment`` on the same run.
+
+    Args:
+        measure: an ir_measures measure with :func:`is_fast_measure` true.
+        rel_ranks: ``(n_queries, max_rel)`` ranks, ascending per row, ``inf`` for unretrieved and padding.
+        n_rel: ``(n_queries,)`` number of relevant candidates (> 0).
+        limit: ``(n_queries,)`` number of documents retrieved for the query (the run depth).
+        rel_same_lang: for ``SameLangPref``: relevant candidate in the query's language.
+
+    Returns:
+        ``(n_queries,)`` float64 values.
+    """
+    name = measure.NAME
+    cutoff = measure.params.get("cutoff")
+    rel_ranks = np.asarray(rel_ranks, dtype=np.float64)
+    n_rel = np.asarray(n_rel)
+    limit = np.asarray(limit)
+    if cutoff is not None:
+        ranks = np.where(rel_ranks <= cutoff, rel_ranks, np.inf)
+        limit = np.minimum(limit, cutoff)
+    else:
+        ranks = rel_ranks
+    found = ~np.isinf(ranks)
+    if name == "RankDistance":
+        return rank_distance_values(ranks, n_rel, limit)
+    if name == "SameLangPref":
+        if rel_same_lang is None:
+            raise ValueError("SameLangPref needs the languages of the relevant candidates (rel_same_lang)")
+        return same_lang_pref_values(ranks, rel_same_lang)
+    if name == "AP":
+        total = np.zeros(len(ranks))
+        for i in range(ranks.shape[1]):  # sequential, in rank order, like trec_eval
+            total += np.where(found[:, i], (i + 1) / ranks[:, i], 0.0)
+        return total / n_rel
+    if name == "RR":
+        return np.where(found[:, 0], 1.0 / ranks[:, 0], 0.0) if ranks.shape[1] else np.zeros(len(ranks))
+    if name in ("R", "P", "Success"):
+        hits = found.sum(axis=1).astype(np.float64)
+        if name == "R":
+            return hits / n_rel
+        if name == "Success":
+            return (hits > 0).astype(np.float64)
+        if cutoff is None:
+            raise ValueError("P needs a cutoff (e.g. P@10)")
+        return hits / cutoff
+    if name == "nDCG":
+        dcg = np.zeros(len(ranks))
+        ideal = np.zeros(len(ranks))
+        for i in range(ranks.shape[1]):
+            dcg += np.where(found[:, i], 1.0 / np.log2(np.where(found[:, i], ranks[:, i], 1.0) + 1), 0.0)
+            in_ideal = (i < n_rel) & ((cutoff is None) or (i < cutoff))
+            ideal += np.where(in_ideal, 1.0 / np.log2(i + 2.0), 0.0)
+        return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
+    raise ValueError(f"{measure} is not computed from ranks here; evaluate it with ir_measures")
+
+
+# --------------------------------------------------------------------------------------------------
+# ir_measures provider for RankDistance / SameLangPref
+
+
+class LanguageBiasProvider(providers.Provider):
+    """ir_measures provider of :data:`RankDistance` and :data:`SameLangPref`."""
+
+    NAME = "pyterrier_hybrid_bias"
+    SUPPORTED_MEASURES = [
+        RankDistance(cutoff=AnyParam(), rel=AnyParam()),
+        SameLangPref(cutoff=AnyParam(), rel=AnyParam()),
+    ]
+
+    def _evaluator(self, measures_: Iterable[measures.Measure], qrels: Any) -> _LanguageBiasEvaluator:
+        qrels = ir_measures.util.QrelsConverter(qrels).as_dict_of_dict()
+        return _LanguageBiasEvaluator(list(measures_), qrels)
+
+
+class _LanguageBiasEvaluator(providers.Evaluator):
+    def __init__(self, measures_: list[measures.Measure], qrels: dict[str, dict[str, int]]):
+        super().__init__(measures_, set(qrels))
+        self.qrels = qrels
+
+    def _iter_calc(self, run: Any) -> Iterator[Metric]:
+        run = ir_measures.util.RunConverter(run).as_dict_of_dict()
+        for qid, scored in run.items():
+            qrel = self.qrels.get(qid)
+            if not qrel:
+                continue
+            ranking = sorted_run(scored.items())
+            for measure in self.measures:
+                level = measure["rel"]
+                relevant = sorted(doc for doc, rel in qrel.items() if rel >= level)
+                if not relevant:
+                    continue
+                cutoff = measure.params.get("cutoff")
+                depth = len(ranking) if cutoff is None else min(cutoff, len(ranking))
+                position = {doc: i + 1 for i, doc in enumerate(ranking[:depth])}
+                ranks = np.array([[position.get(doc, np.inf) for doc in relevant]], dtype=np.float64)
+                order = np.argsort(ranks[0], kind="stable")
+                ranks = ranks[:, order]
+                qlang = id_lang(qid)
+                same = np.array([[id_lang(relevant[i]) == qlang for i in order]])
+                value = binary_measure_values(measure(cutoff=depth) if cutoff is None else measure, ranks,
+                                              np.array([len(relevant)]), np.array([depth]), same)[0]
+                yield Metric(query_id=qid, measure=measure, value=float(value))
+
+
+# --------------------------------------------------------------------------------------------------
+# PEER (peer-measure package), made to work with ir_measures 0.4 and qrels without 0-judgements
+
+PEER = peer_measure.PEER
+
+
+class IdLanguages(dict):
+    """A doc id → language mapping for PEER that answers any id from its prefix (see :func:`id_lang`).
+
+    ``peer-measure`` wants ``lang_mapping`` as a dict of every doc id and reads the set of languages
+    from its values; this dict is seeded with one placeholder entry per language (so the language set
+    is right) and answers other ids on lookup.
+    """
+
+    def __init__(self, langs: Iterable[str]):
+        super().__init__({f"\x00{lang}": lang for lang in langs})
+
+    def __missing__(self, key: str) -> str:
+        return id_lang(key)
+
+
+def peer(cutoff: int = 1000, *, langs: Iterable[str], weights: Mapping[int, float] | None = None,
+         lang_mapping: Mapping[str, str] | None = None) -> measures.Measure:
+    """A PEER@cutoff measure for the given document languages.
+
+    Args:
+        cutoff: rank cutoff.
+        langs: every document language of the collection (e.g. ``XQUAD_R_LANGS``).
+        weights: relevance level → weight (sum 1). Default ``{0: 0.5, 1: 0.5}``; see the module docstring
+            on why the relevant level is degenerate on LAReQA.
+        lang_mapping: explicit doc id → language; by default languages come from the id prefix.
+    """
+    weights = dict(weights) if weights is not None else {0: 0.5, 1: 0.5}
+    if not np.isclose(sum(weights.values()), 1.0):
+        raise ValueError(f"PEER weights must sum to 1.0, got {weights}")
+    mapping = dict(lang_mapping) if lang_mapping is not None else IdLanguages(sorted(set(langs)))
+    return PEER(cutoff=cutoff, weights=weights, lang_mapping=mapping)
+
+
+def peer_value(measure: measures.Measure, qrel: Mapping[str, int], ranking: list[str]) -> float:
+    """PEER of one query: ``ranking`` is the run's doc ids in trec_eval order (see :func:`sorted_run`)."""
+    mapping = measure["lang_mapping"]
+    langs = {v for k, v in mapping.items()} if not isinstance(mapping, IdLanguages) else set(dict.values(mapping))
+    weights = measure["weights"]
+    cutoff = measure["cutoff"]
+    # peer-measure builds its groups from the relevance levels present in the qrels only, so a retrieved
+    # unjudged (level 0) document raised KeyError on qrels without 0-judgements; every weighted level
+    # and level 0 get a group here.
+    levels = set(qrel.values()) | set(weights) | {0}
+    groups: dict[int, dict[str, list[float]]] = {rel: {lang: [] for lang in langs} for rel in levels}
+    top = ranking[:cutoff] if cutoff is not None and cutoff is not measures.base._NOT_PROVIDED else ranking
+    for i, doc in enumerate(top):
+        groups[qrel.get(doc, 0)].setdefault(mapping[doc], []).append(i + 1)
+    retrieved = set(top)
+    for doc, rel in qrel.items():
+        if rel > 0 and doc not in retrieved:
+            groups[rel].setdefault(mapping[doc], []).append(np.nan)
+    return float(sum(peer_measure.kruskal(*g.values())[1] * weights.get(rel, 0) for rel, g in groups.items()))
+
+
+class _PEERProvider(peer_measure.PEERProvider):
+    """peer-measure's provider, fixed for ir_measures 0.4 (no ``util.flatten_measures``)."""
+
+    NAME = "peer_measure_fixed"
+
+    def _evaluator(self, measures_: Iterable[measures.Measure], qrels: Any) -> _PEEREvaluator:
+        qrels = ir_measures.util.QrelsConverter(qrels).as_dict_of_dict()
+        return _PEEREvaluator(list(measures_), qrels)
+
+
+class _PEEREvaluator(providers.Evaluator):
+    def __init__(self, measures_: list[measures.Measure], qrels: dict[str, dict[str, int]]):
+        super().__init__(measures_, set(qrels))
+        self.qrels = qrels
+
+    def _iter_calc(self, run: Any) -> Iterator[Metric]:
+        run = ir_measures.util.RunConverter(run).as_dict_of_dict()
+        for qid, scored in run.items():
+            qrel = self.qrels.get(qid)
+            if not qrel:
+                continue
+            ranking = sorted_run(scored.items())
+            for measure in self.measures:
+                yield Metric(query_id=qid, measure=measure, value=peer_value(measure, qrel, ranking))
+
+
+def _install_providers() -> None:
+    pipeline = ir_measures.DefaultPipeline.providers
+    if not any(isinstance(p, LanguageBiasProvider) for p in pipeline):
+        bias = LanguageBiasProvider()
+        providers.registry.setdefault(bias.NAME, bias)
+        pipeline.insert(0, bias)
+    if not any(isinstance(p, _PEERProvider) for p in pipeline):
+        # Put the fixed provider ahead of peer-measure's own, which fails on ir_measures >= 0.4.
+        pipeline.insert(0, _PEERProvider())
+
+
+_install_providers()
