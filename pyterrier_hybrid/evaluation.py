@@ -426,8 +426,8 @@ class GridResult:
         rows = r[(r.measure == measure) & (r.dlang != POOLED)]
         if rows.empty:
             raise KeyError(f"no per-setting values of {measure!r}; measures are: {', '.join(self.measures)}")
-        langs = list(dict.fromkeys(rows.qlang))
-        return rows.pivot(index="qlang", columns="dlang", values="value").reindex(index=langs, columns=langs)
+        return rows.pivot(index="qlang", columns="dlang", values="value").reindex(
+            index=list(dict.fromkeys(rows.qlang)), columns=list(dict.fromkeys(rows.dlang)))
 
     def to_csv(self, path: str) -> None:
         """Write :attr:`results` as CSV, atomically."""

@@ -1,0 +1,269 @@
+"""Reports of LAReQA grids: heatmaps, delta heatmaps, markdown/CSV tables, paired t-tests per setting.
+
+Example::
+
+    from pyterrier_hybrid.plots import heatmap, delta_heatmap, compare, paired_ttests
+
+    heatmap(base, "AP", path="out/base_ap.png")
+    delta_heatmap(hybrid, base, "AP", path="out/hybrid_minus_base.png")
+    print(compare([base, hybrid]).to_markdown())
+    paired_ttests(hybrid, base, "AP")          # per setting: means, delta, t, p (scipy.stats.ttest_rel)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "atomic_write_text",
+    "compare",
+    "delta_heatmap",
+    "heatmap",
+    "markdown_grid",
+    "paired_ttests",
+    "save_report",
+]
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, format=(path.suffix or ".png")[1:])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _draw(matrix: pd.DataFrame, *, title: str, cmap: str, center: float | None, digits: int, path, dpi: int,
+          label: str, ax=None):
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, works without a display
+
+    values = matrix.to_numpy(dtype=float)
+    own = ax is None
+    if own:
+        size = 0.55 * max(values.shape) + 2.5
+        fig = Figure(figsize=(size + 1.2, size), layout="constrained")  # fixed pixel size: figsize x dpi
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    finite = values[np.isfinite(values)]
+    if center is not None:
+        span = float(np.max(np.abs(finite - center))) if finite.size else 1.0
+        span = span or 1.0
+        vmin, vmax = center - span, center + span
+    else:
+        vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if vmin == vmax:
+            vmin, vmax = vmin - 0.5, vmax + 0.5
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=colormaps[cmap], vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(values.shape[1]), labels=list(matrix.columns))
+    ax.set_yticks(range(values.shape[0]), labels=list(matrix.index))
+    ax.set_xlabel("candidate language")
+    ax.set_ylabel("question language")
+    ax.set_title(title)
+    norm = image.norm
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            if not np.isfinite(v):
+                continue
+            shade = image.cmap(norm(v))
+            light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5
+            text = f"{v:+.{digits}f}" if center is not None else f"{v:.{digits}f}"
+            ax.text(j, i, text.replace("0.", ".", 1) if abs(v) < 1 and digits >= 2 else text, ha="center",
+                    va="center", fontsize=7 if values.shape[1] > 8 else 9, color="black" if light else "white")
+    fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    if path is not None:
+        _save_figure(fig, path, dpi)
+    return fig
+
+
+def _matrix(result, measure: str) -> pd.DataFrame:
+    return result.matrix(measure) if hasattr(result, "matrix") else result
+
+
+def heatmap(result, measure: str = "AP", *, path: str | os.PathLike | None = None, title: str | None = None,
+            cmap: str = "viridis", digits: int = 2, dpi: int = 150, ax=None):
+    """Heatmap of the question-language x candidate-language grid of ``measure``, values in the cells.
+
+    Args:
+        result: a :class:`~pyterrier_hybrid.evaluation.GridResult` (or a qlang x dlang DataFrame).
+        measure: measure name as in the result (``"AP"``, ``"nDCG@10"``...).
+        path: write a PNG (or any extension matplotlib knows) there, atomically.
+        title: figure title (default: model, benchmark, measure).
+        cmap: matplotlib colormap.
+        digits: decimals shown in the cells.
+        dpi: resolution of the saved file.
+        ax: draw into this matplotlib axes instead of a new figure.
+
+    Returns:
+        The matplotlib figure.
+    """
+    matrix = _matrix(result, measure)
+    if title is None:
+        title = f"{getattr(result, 'name', '')} {getattr(result, 'benchmark', '')} {measure}".strip()
+    return _draw(matrix, title=title, cmap=cmap, center=None, digits=digits, path=path, dpi=dpi, label=measure,
+                 ax=ax)
+
+
+def delta_heatmap(result, baseline, measure: str = "AP", *, path: str | os.PathLike | None = None,
+                  title: str | None = None, cmap: str = "RdBu", digits: int = 2, dpi: int = 150, ax=None):
+    """Heatmap of ``result - baseline`` per setting (red: worse, blue: better), centred at 0.
+
+    Args:
+        result: the model to show.
+        baseline: the model it is compared with (same benchmark and settings).
+        measure: measure name.
+        path: output file.
+        title: figure title.
+        cmap: diverging colormap.
+        digits: decimals shown.
+        dpi: resolution.
+        ax: existing axes.
+    """
+    a, b = _matrix(result, measure), _matrix(baseline, measure)
+    if list(a.index) != list(b.index) or list(a.columns) != list(b.columns):
+        raise ValueError("the two grids cover different settings; evaluate both on the same languages")
+    if title is None:
+        title = f"{measure}: {getattr(result, 'name', 'model')} - {getattr(baseline, 'name', 'baseline')}"
+    return _draw(a - b, title=title, cmap=cmap, center=0.0, digits=digits, path=path, dpi=dpi,
+                 label=f"delta {measure}", ax=ax)
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _markdown(frame: pd.DataFrame, digits: int, index_name: str) -> str:
+    header = [index_name, *map(str, frame.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
+    for idx, row in frame.iterrows():
+        cells = [_fmt(v, digits) if isinstance(v, (float, np.floating)) else str(v) for v in row]
+        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def markdown_grid(result, measure: str = "AP", *, digits: int = 3) -> str:
+    """Markdown: the qlang x dlang table of ``measure``, then mono / cross / pooled per measure."""
+    parts = [f"**{result.name}** on {result.benchmark}: {measure} (rows: question language, columns: candidate "
+             "language)", "", _markdown(result.matrix(measure), digits, "q \\ d"), "",
+             _markdown(result.summary(), digits, "measure")]
+    by_lang = result.pooled_by_qlang()
+    if len(by_lang):
+        parts += ["", "Pooled setting per question language:", "", _markdown(by_lang, digits, "qlang")]
+    return "\n".join(parts) + "\n"
+
+
+def compare(results: Sequence, measures: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per model: mono / cross / pooled of each measure (columns ``<measure> <kind>``)."""
+    rows = {}
+    for r in results:
+        summary = r.summary()
+        wanted = measures or list(summary.index)
+        row = {}
+        for m in wanted:
+            for kind in ("mono", "cross", "pooled"):
+                if m in summary.index and not np.isnan(summary.loc[m, kind]):
+                    row[f"{m} {kind}"] = summary.loc[m, kind]
+        rows[r.name] = row
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def paired_ttests(result, baseline, measure: str = "AP", *, correction: str | None = None,
+                  alpha: float = 0.05) -> pd.DataFrame:
+    """Paired t-test over queries per setting, as ``pt.Experiment(baseline=...)`` does (``scipy.stats.ttest_rel``).
+
+    Args:
+        result: the model.
+        baseline: the baseline (same settings; queries are paired by id).
+        measure: measure name.
+        correction: optional multiple-testing correction over the settings: ``"bonferroni"`` or ``"holm"``.
+        alpha: family-wise error rate for ``correction``.
+
+    Returns:
+        ``qlang, dlang, n_queries, baseline, model, delta, t, p`` (+ ``p_corrected, reject`` with a correction);
+        pooled rows have ``dlang == "multi"``.
+    """
+    from scipy import stats
+
+    keys = ["qlang", "dlang", "qid"]
+    a = result.perquery[result.perquery.measure == measure].set_index(keys)["value"]
+    b = baseline.perquery[baseline.perquery.measure == measure].set_index(keys)["value"]
+    if a.empty or b.empty:
+        raise KeyError(f"no per-query values of {measure!r} in both results")
+    joined = pd.concat({"model": a, "baseline": b}, axis=1, join="inner").dropna()
+    rows = []
+    for (qlang, dlang), group in joined.groupby(level=["qlang", "dlang"], sort=False):
+        if len(group) > 1 and not np.allclose(group["model"], group["baseline"]):
+            t, p = stats.ttest_rel(group["model"], group["baseline"])
+        else:  # identical or single values: no evidence of a difference
+            t, p = 0.0, 1.0
+        rows.append((qlang, dlang, len(group), group["baseline"].mean(), group["model"].mean(),
+                     group["model"].mean() - group["baseline"].mean(), float(t), float(p)))
+    out = pd.DataFrame(rows, columns=["qlang", "dlang", "n_queries", "baseline", "model", "delta", "t", "p"])
+    if correction is not None:
+        out["p_corrected"] = _correct(out["p"].to_numpy(), correction)
+        out["reject"] = out["p_corrected"] <= alpha
+    return out
+
+
+def _correct(p: np.ndarray, method: str) -> np.ndarray:
+    """Bonferroni or Holm-Bonferroni adjusted p-values."""
+    n = len(p)
+    if method == "bonferroni":
+        return np.minimum(p * n, 1.0)
+    if method == "holm":
+        order = np.argsort(p, kind="stable")
+        adjusted = np.minimum(np.maximum.accumulate(p[order] * (n - np.arange(n))), 1.0)
+        out = np.empty(n)
+        out[order] = adjusted
+        return out
+    raise ValueError(f"unknown correction {method!r}; use 'bonferroni' or 'holm'")
+
+
+def save_report(result, out_dir: str | os.PathLike, *, measure: str = "AP", baseline=None) -> dict[str, Path]:
+    """Write the heatmap PNG, markdown table and CSV of ``result`` (and delta heatmap / t-tests vs ``baseline``).
+
+    Returns:
+        Name → written path.
+    """
+    out = Path(out_dir)
+    stem = f"{result.name}_{result.benchmark}".replace("/", "_")
+    paths = {"heatmap": out / f"{stem}_{measure}.png", "markdown": out / f"{stem}.md", "csv": out / f"{stem}.csv"}
+    heatmap(result, measure, path=paths["heatmap"])
+    atomic_write_text(paths["markdown"], markdown_grid(result, measure))
+    atomic_write_text(paths["csv"], result.results.to_csv(index=False))
+    if baseline is not None:
+        paths["delta"] = out / f"{stem}_minus_{baseline.name}_{measure}.png"
+        delta_heatmap(result, baseline, measure, path=paths["delta"])
+        paths["ttests"] = out / f"{stem}_vs_{baseline.name}_{measure}_ttest.csv"
+        atomic_write_text(paths["ttests"], paired_ttests(result, baseline, measure).to_csv(index=False))
+    return paths
+

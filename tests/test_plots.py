@@ -1,0 +1,119 @@
+"""Reports: heatmap PNGs, delta heatmaps, markdown/CSV, paired t-tests as pt.Experiment(baseline=...)."""
+
+from __future__ import annotations
+
+import io
+
+import ir_measures
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import pytest
+from PIL import Image
+
+from pyterrier_hybrid import plots
+from pyterrier_hybrid.evaluation import GridResult, _Setting, _tidy
+
+LANGS = ["en", "de", "zh"]
+
+
+def _grid(name, seed, shift=0.0):
+    """A GridResult with per-query AP values for 3 x 3 settings + pooled (no encoder needed)."""
+    rng = np.random.default_rng(seed)
+    per_setting = []
+    for q in LANGS:
+        for d in LANGS:
+            qids = [f"{q}_g{i}" for i in range(20)]
+            values = np.clip(rng.random(20) * (0.9 if q == d else 0.5) + shift, 0, 1)
+            per_setting.append((_Setting(q, d, qids, {}), pd.DataFrame({"qid": qids, "measure": "AP",
+                                                                           "value": values})))
+    qids = [f"{q}_g{i}" for q in LANGS for i in range(20)]
+    per_setting.append((_Setting("all", "multi", qids, {}),
+                        pd.DataFrame({"qid": qids, "measure": "AP", "value": np.clip(rng.random(60) + shift, 0, 1)})))
+    return _tidy("xquad-r", name, per_setting)
+
+
+def test_heatmap_writes_png_of_expected_size(tmp_path):
+    grid = _grid("base", 0)
+    path = tmp_path / "sub" / "ap.png"
+    fig = plots.heatmap(grid, "AP", path=path, dpi=100)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = (fig.get_size_inches() * 100).round().astype(int)
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.size == (width, height)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 9  # a value in every cell
+    assert texts[0] == f"{grid.matrix('AP').iloc[0, 0]:.2f}".replace("0.", ".", 1)
+    assert not list(tmp_path.glob("sub/.*.tmp"))  # atomic write leaves no temporary file
+
+
+def test_delta_heatmap_and_mismatch(tmp_path):
+    base, better = _grid("base", 0), _grid("hybrid", 0, shift=0.1)
+    fig = plots.delta_heatmap(better, base, "AP", path=tmp_path / "delta.png")
+    assert (tmp_path / "delta.png").stat().st_size > 1000
+    image = fig.axes[0].images[0]
+    np.testing.assert_allclose(image.get_array(), better.matrix("AP") - base.matrix("AP"))
+    assert image.norm.vmin == -image.norm.vmax  # centred at 0
+    smaller = _grid("base", 0)
+    smaller.results = smaller.results[smaller.results.dlang != "zh"]
+    with pytest.raises(ValueError, match="different settings"):
+        plots.delta_heatmap(better, smaller, "AP")
+
+
+def test_markdown_csv_and_compare(tmp_path):
+    grid = _grid("base", 1)
+    md = plots.markdown_grid(grid, "AP")
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| q \\ d | en | de | zh |"
+    assert f"{grid.matrix('AP').loc['de', 'zh']:.3f}" in md
+    assert "| measure | mono | cross | pooled |" in md
+    grid.to_csv(tmp_path / "grid.csv")
+    back = pd.read_csv(tmp_path / "grid.csv")
+    pd.testing.assert_frame_equal(back, grid.results.reset_index(drop=True), check_dtype=False)
+    table = plots.compare([grid, _grid("hybrid", 1, shift=0.1)])
+    assert list(table.index) == ["base", "hybrid"] and list(table.columns) == ["AP mono", "AP cross", "AP pooled"]
+    assert table.loc["hybrid", "AP mono"] > table.loc["base", "AP mono"]
+    paths = plots.save_report(grid, tmp_path / "report", baseline=_grid("zero", 2))
+    assert all(p.exists() for p in paths.values()) and len(paths) == 5
+
+
+def test_paired_ttests_match_pt_experiment_baseline():
+    rng = np.random.default_rng(3)
+    qids = [f"en_q{i}" for i in range(30)]
+    docs = [f"en_d{j}" for j in range(12)]
+    qrels = pd.DataFrame({"qid": qids, "docno": [docs[i % 12] for i in range(30)], "label": 1})
+    runs = []
+    for bias in (0.0, 0.4):
+        rows = [(q, d, float(rng.random() + (bias if d == docs[i % 12] else 0))) for i, q in enumerate(qids)
+                for d in docs]
+        runs.append(pd.DataFrame(rows, columns=["qid", "docno", "score"]))
+    topics = pd.DataFrame({"qid": qids, "query": "x"})
+    ref = pt.Experiment(runs, topics, qrels, [ir_measures.AP], names=["base", "model"], baseline=0)
+    results = []
+    for name, run in zip(["base", "model"], runs):
+        perq = pt.Experiment([run], topics, qrels, [ir_measures.AP], perquery=True)[["qid", "measure", "value"]]
+        results.append(_tidy("xquad-r", name, [(_Setting("en", "en", qids, {}), perq)]))
+    out = plots.paired_ttests(results[1], results[0], "AP")
+    assert len(out) == 1
+    assert out.p.iloc[0] == pytest.approx(ref.set_index("name").loc["model", "AP p-value"], rel=1e-9)
+    assert out.delta.iloc[0] == pytest.approx(ref.AP.iloc[1] - ref.AP.iloc[0])
+
+
+def test_paired_ttests_per_setting_and_corrections():
+    base, model = _grid("base", 0), _grid("model", 5)
+    out = plots.paired_ttests(model, base, "AP", correction="holm")
+    assert len(out) == 10 and set(out.dlang) >= {"multi"}
+    assert (out.p_corrected >= out.p - 1e-15).all() and (out.p_corrected <= 1).all()
+    same = plots.paired_ttests(base, base, "AP")
+    assert (same.p == 1.0).all() and (same.delta == 0).all()
+    with pytest.raises(ValueError, match="bonferroni"):
+        plots.paired_ttests(model, base, "AP", correction="fdr")
+    with pytest.raises(KeyError):
+        plots.paired_ttests(model, base, "nDCG@10")
+
+
+def test_grid_result_type():
+    assert isinstance(_grid("x", 0), GridResult)
