@@ -21,7 +21,8 @@ Importing this module registers three measures with ir_measures (so they work in
 ``PEER`` (Probability of Equal Expected Rank; Yang et al., SIGIR 2024; higher is fairer, in [0, 1])
     From the ``peer-measure`` package: per relevance level, a Kruskal-Wallis test of "documents of
     every language have the same expected rank" over the top-``cutoff`` ranks grouped by language;
-    the value is the weighted sum of the p-values, :math:`\sum_\ell w_\ell \, p_\ell`. Build it with
+    the value is the weighted sum of the p-values, :math:`\sum_\ell w_\ell \, p_\ell` (a NaN p-value,
+    which the package returns when all ranks of a level are equal, counts as 1). Build it with
     :func:`peer`. Note for LAReQA: every language holds exactly one relevant candidate per question, so
     the relevance-1 test has one rank per group and is degenerate (H = N - 1 whatever the ranks); the
     information is in the non-relevant level (``weights={0: ...}``), i.e. whether the *non-relevant*
@@ -355,11 +356,12 @@ def peer(cutoff: int = 1000, *, langs: Iterable[str], weights: Mapping[int, floa
     Args:
         cutoff: rank cutoff.
         langs: every document language of the collection (e.g. ``XQUAD_R_LANGS``).
-        weights: relevance level → weight (sum 1). Default ``{0: 0.5, 1: 0.5}``; see the module docstring
-            on why the relevant level is degenerate on LAReQA.
+        weights: relevance level → weight (sum 1). Default ``{0: 1.0, 1: 0.0}``: on LAReQA every language
+            holds one relevant candidate per question, so the relevant level's test is degenerate (a constant
+            p-value, see the module docstring) and only the non-relevant level carries information.
         lang_mapping: explicit doc id → language; by default languages come from the id prefix.
     """
-    weights = dict(weights) if weights is not None else {0: 0.5, 1: 0.5}
+    weights = dict(weights) if weights is not None else {0: 1.0, 1: 0.0}
     if not np.isclose(sum(weights.values()), 1.0):
         raise ValueError(f"PEER weights must sum to 1.0, got {weights}")
     mapping = dict(lang_mapping) if lang_mapping is not None else IdLanguages(sorted(set(langs)))
@@ -384,7 +386,13 @@ def peer_value(measure: measures.Measure, qrel: Mapping[str, int], ranking: list
     for doc, rel in qrel.items():
         if rel > 0 and doc not in retrieved:
             groups[rel].setdefault(mapping[doc], []).append(np.nan)
-    return float(sum(peer_measure.kruskal(*g.values())[1] * weights.get(rel, 0) for rel, g in groups.items()))
+    total = 0.0
+    for rel, g in groups.items():
+        p = peer_measure.kruskal(*g.values())[1]
+        # kruskal divides by the spread of the ranks; when every rank is equal (e.g. one retrieved and one
+        # unretrieved relevant document that it places at the same rank) it returns NaN: equal ranks, p = 1.
+        total += (1.0 if not np.isfinite(p) else float(p)) * weights.get(rel, 0)
+    return total
 
 
 class _PEERProvider(peer_measure.PEERProvider):

@@ -156,3 +156,12 @@ def test_registered_languages_override_the_prefix():
     assert bm.id_lang("zh_d0") == "zh"
     with pytest.raises(ValueError, match="language prefix"):
         bm.id_lang("unknown")
+
+
+def test_peer_equal_ranks_give_one_not_nan():
+    # peer-measure places the unretrieved de_d0 at rank (2 * 2 + 1 + 1) / 2 = 3, equal to en_d0's rank:
+    # its Kruskal-Wallis statistic is 0 / 0; equal ranks mean no evidence of unequal expected rank -> 1
+    qrels = pd.DataFrame([("en_q", "en_d0", 1), ("en_q", "de_d0", 1)], columns=["query_id", "doc_id", "relevance"])
+    run = _run({"en_q": ["en_x1", "de_x2", "en_d0"]})
+    peer = bm.peer(3, langs=["en", "de"], weights={0: 0.0, 1: 1.0})
+    assert ir_measures.calc_aggregate([peer], qrels, run)[peer] == 1.0
