@@ -253,3 +253,28 @@ def test_slow_pipeline_path_equals_fast_grid(xquad_encoded):
     assert len(merged) == len(fast.results) == len(slow.results) == 2 * 4
     np.testing.assert_allclose(merged.value_fast, merged.value_slow, rtol=0, atol=1e-12)
     assert (merged.n_queries_fast == merged.n_queries_slow).all()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_grid_with_real_biencoder_equals_pt_experiment_with_pyterrier_dr(lareqa_mirror, tiny_model_dir, tmp_path):
+    """The real BiEncoder (tiny random weights) through pyterrier_dr's FlexIndex, one setting."""
+    import pyterrier_dr
+
+    from pyterrier_hybrid.encoding import BiEncoder
+
+    # the vector cache makes the pipeline see the very vectors the grid computed
+    encoder = BiEncoder(str(tiny_model_dir), cache_dir=tmp_path / "cache", batch_size=64)
+    measures = [ir_measures.AP, ir_measures.nDCG @ 10]
+    grid = ev.evaluate_grid(encoder, "xquad-r", settings=[("de", "en")], pooled=False, measures=measures)
+    assert set(grid.results.measure) == {"AP", "nDCG@10"}
+    ds = pt.get_dataset("irds:xquad-r/de-en")
+    index = pyterrier_dr.FlexIndex(str(tmp_path / "en.flex"), verbose=False)
+    (encoder.doc_encoder() >> index.indexer()).index(
+        {"docno": d["docno"], "text": d["text"]} for d in pt.get_dataset("irds:xquad-r/en").get_corpus_iter(
+            verbose=False))
+    pipeline = encoder.query_encoder() >> index.np_retriever(num_results=1000)
+    ref = pt.Experiment([pipeline], ds.get_topics("text"), ds.get_qrels(), measures, names=["m"], validate="ignore")
+    got = grid.results.set_index("measure").value
+    for m in measures:
+        assert got[str(m)] == pytest.approx(ref[str(m)].iloc[0], abs=1e-6)
