@@ -530,7 +530,8 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
         setting = _setting_from_entry(benchmark, qlang, dlang)
         wanted = measures_ + (bias_ if qlang is None else [])
         per_setting.append((setting, _evaluate_setting(encoded, setting, wanted, k)))
-    return _tidy(benchmark, name or type(model).__name__, per_setting)
+    default_name = "model" if isinstance(model, EncodedBenchmark) else type(model).__name__
+    return _tidy(benchmark, name or default_name, per_setting)
 
 
 def evaluate_pipeline_grid(retriever_for: Callable[[str], pt.Transformer], benchmark: str = "xquad-r", *,
