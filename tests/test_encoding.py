@@ -199,3 +199,15 @@ def test_multi_process_pool_matches_single_process(tiny_model_dir, enc):
         np.testing.assert_allclose(multi.encode_docs(TEXTS * 3), enc.encode_docs(TEXTS * 3), atol=1e-5)
     finally:
         multi.close()
+
+
+def test_plain_hugging_face_directory(tiny_model_dir, tmp_path):
+    """A model directory without sentence-transformers files: mean pooling, no prompts unless given."""
+    import shutil
+
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_model_dir / name, tmp_path / name)
+    plain = BiEncoder(str(tmp_path), doc_prompt="passage: ")
+    assert (plain.pooling, plain.query_prompt, plain.doc_prompt) == ("mean", "", "passage: ")
+    ref = BiEncoder(str(tiny_model_dir))
+    np.testing.assert_allclose(plain.encode_docs(TEXTS), ref.encode_docs(TEXTS), atol=1e-5)
