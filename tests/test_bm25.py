@@ -36,12 +36,12 @@ def toy_queries() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def icu_index(tmp_path_factory) -> BM25Index:
-    return BM25Indexer(tmp_path_factory.mktemp("bm25") / "icu").index(toy_docs())
+def toy_index(tmp_path_factory) -> BM25Index:
+    return BM25Indexer(tmp_path_factory.mktemp("bm25") / "default").index(toy_docs())  # icu-ngram
 
 
-def test_columns_and_ranks(icu_index):
-    res = icu_index.retriever()(toy_queries())
+def test_columns_and_ranks(toy_index):
+    res = toy_index.retriever()(toy_queries())
     assert list(res.columns) == ["qid", "query", "docno", "score", "rank"]
     for _, g in res.groupby("qid"):
         assert g["rank"].tolist() == list(range(len(g)))
@@ -71,39 +71,39 @@ def test_ngram_keeps_hindi_vowel_signs_inside_words():
     assert "".join(g[0] for g in grams) + grams[-1][1:] == "राजधानी"
 
 
-def test_empty_frame_keeps_columns(icu_index):
-    res = icu_index.retriever()(pd.DataFrame({"qid": pd.Series(dtype=str), "query": pd.Series(dtype=str)}))
+def test_empty_frame_keeps_columns(toy_index):
+    res = toy_index.retriever()(pd.DataFrame({"qid": pd.Series(dtype=str), "query": pd.Series(dtype=str)}))
     assert len(res) == 0
     assert list(res.columns) == ["qid", "query", "docno", "score", "rank"]
 
 
-def test_query_without_known_tokens_returns_nothing(icu_index):
-    res = icu_index.retriever()(pd.DataFrame({"qid": ["a", "b"], "query": ["zzzqqq", "capital"]}))
+def test_query_without_known_tokens_returns_nothing(toy_index):
+    res = toy_index.retriever()(pd.DataFrame({"qid": ["a", "b"], "query": ["zzzqqq", "capital"]}))
     assert set(res["qid"]) == {"b"}
 
 
-def test_missing_query_column_is_a_clear_error(icu_index):
+def test_missing_query_column_is_a_clear_error(toy_index):
     with pytest.raises(Exception, match="query"):
-        icu_index.retriever()(pd.DataFrame({"qid": ["1"]}))
+        toy_index.retriever()(pd.DataFrame({"qid": ["1"]}))
 
 
-def test_num_results_and_bad_options(icu_index):
-    res = icu_index.retriever(num_results=1)(pd.DataFrame({"qid": ["1"], "query": ["capital capitale Hauptstadt"]}))
+def test_num_results_and_bad_options(toy_index):
+    res = toy_index.retriever(num_results=1)(pd.DataFrame({"qid": ["1"], "query": ["capital capitale Hauptstadt"]}))
     assert len(res) == 1
     with pytest.raises(ValueError, match="num_results"):
-        icu_index.retriever(num_results=0)
+        toy_index.retriever(num_results=0)
     with pytest.raises(ValueError, match="valid names"):
         make_tokenizer("whitespace")
     with pytest.raises(ValueError, match="subword_tokenizer"):
         make_tokenizer("subword")
 
 
-def test_save_load_round_trip(tmp_path, icu_index):
+def test_save_load_round_trip(tmp_path, toy_index):
     path = tmp_path / "idx"
     BM25Indexer(path).index(toy_docs().to_dict("records"))  # iter-dict input, as from get_corpus_iter()
     queries = toy_queries()
     again = BM25Retriever(str(path))(queries)  # a fresh object reading the files
-    pd.testing.assert_frame_equal(again, icu_index.retriever()(queries))
+    pd.testing.assert_frame_equal(again, toy_index.retriever()(queries))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # no temporary directories left behind
     with pytest.raises(FileExistsError, match="overwrite"):
         BM25Indexer(path).index(toy_docs())
@@ -122,7 +122,7 @@ def test_bad_corpus_errors(tmp_path):
         BM25Indexer(tmp_path / "c").index([{"docno": "en_1", "text": "a b"}, {"docno": "en_1", "text": "c"}])
 
 
-def test_language_filter_equals_per_language_index(tmp_path, icu_index):
+def test_language_filter_equals_per_language_index(tmp_path, toy_index):
     docs = toy_docs()
     queries = pd.DataFrame({"qid": ["1", "2", "3"], "query": ["首都 北京", "中国 河流", "capital 北京"]})
     for langs in (["zh"], ["en"], ["zh", "en"]):
@@ -134,16 +134,16 @@ def test_language_filter_equals_per_language_index(tmp_path, icu_index):
             want = want.sort_values(["qid", "score"], ascending=[True, False], kind="stable")
             want["rank"] = want.groupby("qid").cumcount()
             want = want.reset_index(drop=True)
-        got = icu_index.retriever(langs=langs)(queries)
+        got = toy_index.retriever(langs=langs)(queries)
         assert set(got["docno"].str[:2]) <= set(langs)
         pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
-    pooled = icu_index.retriever()(queries)
+    pooled = toy_index.retriever()(queries)
     assert {"zh", "en", "es"} <= set(pooled["docno"].str[:2])  # "capital" is Spanish too: the pool spans languages
 
 
-def test_language_filter_errors(tmp_path, icu_index):
+def test_language_filter_errors(tmp_path, toy_index):
     with pytest.raises(ValueError, match="valid codes"):
-        icu_index.retriever(langs=["xx"])
+        toy_index.retriever(langs=["xx"])
     no_lang = BM25Indexer(tmp_path / "nolang").index(pd.DataFrame({"docno": ["d1", "d2"], "text": ["a b", "c d"]}))
     assert no_lang.langs == []
     with pytest.raises(ValueError, match="no per-language"):
@@ -198,8 +198,8 @@ def test_stemming_is_per_language(tmp_path):
          "text": ["Москва является столицей России", "Волга впадает в море",
                   "Europas Hauptstädte sind groß", "Der Rhein fließt"]}
     )
-    plain = BM25Indexer(tmp_path / "plain").index(docs)
-    stemmed = BM25Indexer(tmp_path / "stem", stem=True).index(docs)
+    plain = BM25Indexer(tmp_path / "plain", tokenizer="icu").index(docs)
+    stemmed = BM25Indexer(tmp_path / "stem", tokenizer="icu", stem=True).index(docs)
     assert BM25Index(tmp_path / "stem").manifest["stem"] is True
     queries = pd.DataFrame({"qid": ["ru_a", "de_b"], "query": ["столица", "Hauptstädten"]})
     assert len(plain.retriever()(queries)) == 0  # inflected forms differ without stemming
