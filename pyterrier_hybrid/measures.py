@@ -26,7 +26,9 @@ Importing this module registers three measures with ir_measures (so they work in
     :func:`peer`. Note for LAReQA: every language holds exactly one relevant candidate per question, so
     the relevance-1 test has one rank per group and is degenerate (H = N - 1 whatever the ranks); the
     information is in the non-relevant level (``weights={0: ...}``), i.e. whether the *non-relevant*
-    candidates of all languages are mixed evenly in the top ``cutoff``.
+    candidates of all languages are mixed evenly in the top ``cutoff``. Use a deep cutoff (e.g. the run
+    depth, 1000): a top list that holds a single language gives the test fewer than two groups, which
+    the package scores 1 (fair), so a strongly same-language model looks fair at small cutoffs.
 
 Ranks follow trec_eval: score descending, ties broken by doc id descending (what ``pt.Experiment``
 sees). **Unretrieved relevant candidates**: a run holds only the top ``L`` documents of a query
