@@ -246,6 +246,15 @@ def test_docs_and_queries_fields():
 
 
 @pytest.mark.integration
+def test_pt_text_loader_adds_sentence_and_context():
+    dataset = pt.get_dataset("irds:xquad-r/multi")
+    frame = pd.DataFrame({"qid": ["q", "q"], "docno": ["en_00000_001", "zh_00003_000"]})
+    out = pt.text.get_text(dataset, ["text", "context"])(frame)
+    assert out["text"].iloc[0] in out["context"].iloc[0]
+    assert out["text"].iloc[0] == ir_datasets.load("xquad-r/en").docs_store().get("en_00000_001").text
+
+
+@pytest.mark.integration
 def test_documentation():
     for name in ("xquad-r/en", "xquad-r/ar-zh", "mlqa-r/multi"):
         doc = ir_datasets.load(name).documentation()

@@ -9,8 +9,8 @@ not contain the whole answer text (an answer that runs over a sentence break, or
 text was cleaned relative to the paragraph), so they are reported, never silently dropped.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: PyTerrier reads the NamedTuple annotations as types (`is str`)
+# to find the text fields of docs (pt.text.get_text).
 import bisect
 import functools
 import json
