@@ -62,7 +62,7 @@ def build_indexes(settings: list[str], out: Path, encoder: BiEncoder) -> tuple[B
     bm25_path = out / f"bm25.{name}"
     bm25 = BM25Index(bm25_path) if (bm25_path / "manifest.json").is_file() else BM25Index.build(corpus, bm25_path)
     dense = DenseIndex(out / f"dense.{name}")
-    if not dense.built:
+    if not dense.built():
         dense.indexer(encoder).index(corpus)
     return bm25, dense
 
