@@ -157,8 +157,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     _atomic_write(stem.with_suffix(".csv"), lambda tmp: table.to_csv(tmp, index=False))
     wide = table.pivot_table(index=["setting", "system"], columns="level", values="map", sort=False)
     wide.columns = ["clean" if c == 0 else f"{c}%" for c in wide.columns]
+    tokenizer = bm25_index.manifest.get("tokenizer", {}).get("name", "?")
     markdown = (f"mAP under {args.model} query noise (seed {args.seed}; "
-                f"{table['queries'].max()} questions per setting; documents clean)\n\n"
+                f"{table['queries'].max()} questions per setting; documents clean; BM25 tokenizer {tokenizer}; "
+                f"dense {args.encoder if encoder else 'not run'})\n\n"
                 + _markdown(wide) + "\n")
     _atomic_write(stem.with_suffix(".md"), lambda tmp: Path(tmp).write_text(markdown, encoding="utf-8"))
     plot(table, args.model, stem.with_suffix(".png"))
