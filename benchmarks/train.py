@@ -177,7 +177,7 @@ def main() -> None:
     if not args.throughput_only:
         report["memory"] = []
         for child in ("plain", "cached"):
-            cmd = [sys.executable, __file__, "--child", child, *sys.argv[1:]]
+            cmd = [sys.executable, __file__, *sys.argv[1:], "--child", child, "--workdir", str(workdir)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
