@@ -35,10 +35,12 @@ sees). **Unretrieved relevant candidates**: a run holds only the top ``L`` docum
 (``L`` = the measure's cutoff when given, else the number of documents the run holds for the query);
 relevant candidates outside it are given rank ``L + 1`` (the best rank they could have, so RD is a
 lower bound of the full-ranking distance). ``SameLangPref`` looks only at retrieved relevant
-candidates. A query with *no* relevant candidate retrieved has no defined value for either measure
-(NaN); it is left out of the mean (:class:`NanMeanAgg`), and queries missing from the run count the
-same way. ``PEER`` keeps the package's own convention (unretrieved relevant documents share the
-average of the ranks after the list).
+candidates. A query that retrieves documents but *no* relevant candidate gets the worst value the
+run can show: RD = ``L`` and SameLangPref = 0 (its best answer is not a same-language one). These
+values must be numbers, not NaN: ``pt.Experiment`` averages the per-query values itself, so one NaN
+would make the whole mean NaN. Only queries missing from the run are undefined (NaN) and left out of
+ir_measures' mean (:class:`NanMeanAgg`). ``PEER`` keeps the package's own convention (unretrieved
+relevant documents share the average of the ranks after the list).
 
 The language of a document or query comes from its id prefix (:func:`~pyterrier_hybrid.lang_of_id`,
 ``de_00012_003`` → ``de``) unless a lookup was registered with :func:`register_languages`.
@@ -171,7 +173,7 @@ def rank_distance_values(rel_ranks: np.ndarray, n_rel: np.ndarray, limit: np.nda
         limit: ``(n_queries,)`` the run depth ``L``; unretrieved relevant candidates count at ``L + 1``.
 
     Returns:
-        ``(n_queries,)`` float64 values, NaN where no relevant candidate was retrieved.
+        ``(n_queries,)`` float64 values; ``limit`` (the worst value) where no relevant candidate was retrieved.
     """
     rel_ranks = np.asarray(rel_ranks, dtype=np.float64)
     cols = np.arange(rel_ranks.shape[1])[None, :]
@@ -180,7 +182,7 @@ def rank_distance_values(rel_ranks: np.ndarray, n_rel: np.ndarray, limit: np.nda
     best = np.where(real, ranks, np.inf).min(axis=1)
     worst = np.where(real, ranks, -np.inf).max(axis=1)
     retrieved = (real & ~np.isinf(rel_ranks)).any(axis=1)
-    return np.where(retrieved, worst - best, np.nan)
+    return np.where(retrieved, worst - best, np.asarray(limit, dtype=np.float64))
 
 
 def same_lang_pref_values(rel_ranks: np.ndarray, rel_same_lang: np.ndarray) -> np.ndarray:
@@ -192,13 +194,13 @@ def same_lang_pref_values(rel_ranks: np.ndarray, rel_same_lang: np.ndarray) -> n
         rel_same_lang: ``(n_queries, max_rel)`` bool, relevant candidate is in the query's language.
 
     Returns:
-        ``(n_queries,)`` 1.0 / 0.0, NaN where no relevant candidate was retrieved.
+        ``(n_queries,)`` 1.0 / 0.0; 0.0 where no relevant candidate was retrieved.
     """
     rel_ranks = np.asarray(rel_ranks, dtype=np.float64)
     best = np.argmin(rel_ranks, axis=1)
     rows = np.arange(rel_ranks.shape[0])
     retrieved = ~np.isinf(rel_ranks[rows, best])
-    return np.where(retrieved, np.asarray(rel_same_lang)[rows, best].astype(np.float64), np.nan)
+    return np.where(retrieved, np.asarray(rel_same_lang)[rows, best].astype(np.float64), 0.0)
 
 
 _FAST = {"AP", "RR", "nDCG", "R", "P", "Success", "RankDistance", "SameLangPref"}

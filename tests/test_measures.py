@@ -74,19 +74,19 @@ def test_missing_relevant_candidates():
     qrels = _qrels([0])
     rankings = {
         "en_g0": ["de_d0"] + _fillers(4),            # en_d0 and zh_d0 unretrieved (run depth 5) -> rank 6
-        "de_g0": _fillers(5),                        # nothing relevant retrieved -> undefined (NaN)
+        "de_g0": _fillers(5),                        # nothing relevant retrieved -> worst values (5, 0)
         "zh_g0": ["zh_d0", "en_d0"] + _fillers(3),   # de_d0 unretrieved -> rank 6
     }
     run = _run(rankings)
     vals = _values([bm.RankDistance, bm.SameLangPref, bm.RankDistance @ 3], qrels, run)
     assert vals[("RankDistance", "en_g0")] == 6 - 1
     assert vals[("SameLangPref", "en_g0")] == 0
-    assert math.isnan(vals[("RankDistance", "de_g0")]) and math.isnan(vals[("SameLangPref", "de_g0")])
+    assert vals[("RankDistance", "de_g0")] == 5 and vals[("SameLangPref", "de_g0")] == 0
     assert vals[("RankDistance", "zh_g0")] == 6 - 1 and vals[("SameLangPref", "zh_g0")] == 1
     assert vals[("RankDistance@3", "zh_g0")] == 4 - 1  # cutoff 3: unretrieved at rank 4
     agg = ir_measures.calc_aggregate([bm.RankDistance, bm.SameLangPref], qrels, run)
-    assert agg[bm.RankDistance] == 5 and agg[bm.SameLangPref] == 0.5  # NaN query left out of the mean
-    # a query absent from the run is undefined too
+    assert agg[bm.RankDistance] == 5 and agg[bm.SameLangPref] == pytest.approx(1 / 3)
+    # a query absent from the run is undefined (NaN) and left out of ir_measures' mean
     agg = ir_measures.calc_aggregate([bm.SameLangPref], qrels, run[run.query_id != "zh_g0"])
     assert agg[bm.SameLangPref] == 0.0
 
@@ -112,6 +112,18 @@ def test_measures_parse_by_name_and_run_in_pt_experiment():
     table = pt.Experiment([res], topics, qrels, measures, names=["biased"])
     assert table["RankDistance"].iloc[0] == 5 and table["SameLangPref"].iloc[0] == 1
     assert 0 <= table[str(peer)].iloc[0] <= 1
+
+
+def test_query_without_relevant_results_keeps_pt_experiment_means_finite():
+    """pt.Experiment averages per-query values itself: one NaN would turn the whole column into NaN."""
+    qrels = _qrels([0]).rename(columns={"query_id": "qid", "doc_id": "docno", "relevance": "label"})
+    rankings = {"en_g0": ["en_d0", "de_d0"] + _fillers(2), "de_g0": _fillers(4), "zh_g0": ["de_d0"] + _fillers(3)}
+    res = _run(rankings).rename(columns={"query_id": "qid", "doc_id": "docno"})
+    topics = pd.DataFrame({"qid": list(rankings), "query": "q"})
+    table = pt.Experiment([res], topics, qrels, [bm.RankDistance, bm.SameLangPref], names=["run"])
+    # en: ranks 1, 2 and zh_d0 at 5 -> 4; de: nothing relevant -> L = 4; zh: de_d0 at 1, others at 5 -> 4
+    assert table["RankDistance"].iloc[0] == pytest.approx(4.0)
+    assert table["SameLangPref"].iloc[0] == pytest.approx(1 / 3)
 
 
 def test_peer_fixed_provider_matches_package_kruskal_and_orders_fairness():
@@ -144,10 +156,10 @@ def test_rank_helpers_match_definitions():
     ranks = np.array([[1, 4, np.inf], [np.inf, np.inf, np.inf], [2, np.inf, np.inf]])
     n_rel = np.array([3, 3, 1])
     rd = bm.rank_distance_values(ranks, n_rel, np.array([10, 10, 10]))
-    assert rd[0] == 11 - 1 and math.isnan(rd[1]) and rd[2] == 0
+    assert rd[0] == 11 - 1 and rd[1] == 10 and rd[2] == 0
     same = np.array([[False, True, False], [True, False, False], [True, False, False]])
     slp = bm.same_lang_pref_values(ranks, same)
-    assert slp[0] == 0 and math.isnan(slp[1]) and slp[2] == 1
+    assert slp[0] == 0 and slp[1] == 0 and slp[2] == 1
 
 
 def test_registered_languages_override_the_prefix():
