@@ -446,12 +446,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyterrier-hybrid`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet = getattr(args, "verbose", True) is False
     try:
+        if quiet:  # also silence Hugging Face's own bars (model loading, saving)
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
         args.func(args)
     except (CommandError, ValueError, OSError, KeyError) as e:
         reason = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"{PROG}: error: {' '.join(str(reason).split())}", file=sys.stderr)
         return 1
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
     return 0
 
 
