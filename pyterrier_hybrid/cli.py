@@ -310,30 +310,43 @@ def _evaluate(args: argparse.Namespace) -> None:
     if pooled and langs is not None and set(langs) != set(all_langs):
         raise CommandError(f"the pooled setting needs every language of {args.benchmark}; add --no-pooled to "
                            f"evaluate only {','.join(langs)}")
+    # Check the measures before encoding anything (encoding is the slow part).
+    import ir_measures
+
+    from .evaluation import DEFAULT_MEASURES
+
+    try:
+        measures = [ir_measures.parse_measure(m) for m in args.measures] if args.measures else list(DEFAULT_MEASURES)
+    except (ValueError, NameError, SyntaxError) as e:
+        raise CommandError(f"--measures: cannot parse {','.join(args.measures)} as ir_measures names ({e})") from None
+    names = [str(m) for m in measures]
+    if args.measure not in names:
+        raise CommandError(f"--measure {args.measure} is not among the evaluated measures: {', '.join(names)}")
     _set_threads(args.threads)
     from .evaluation import encode_benchmark, evaluate_grid
     from .plots import atomic_write_text, compare, save_report
 
-    def grid(model: str, name: str, extra_names: str = ""):
+    def grid(model: str, name: str, *, with_lir: bool):
         encoded = encode_benchmark(_encoder(model, args), args.benchmark, langs=langs or all_langs,
                                    verbose=args.verbose)
         out = [evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, k=args.k, name=name,
-                             verbose=args.verbose)]
-        if args.lir is not None:
+                             measures=measures, verbose=args.verbose)]
+        if with_lir and args.lir is not None:
             from .lir import LIR
 
             out.append(evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, k=args.k,
-                                     lir=LIR(args.lir), name=f"{name}+LIR{args.lir}", verbose=args.verbose))
+                                     measures=measures, lir=LIR(args.lir), name=f"{name}+LIR{args.lir}",
+                                     verbose=args.verbose))
         return out
 
     name = args.name or _model_name(args.model)
-    results = grid(args.model, name)
+    results = grid(args.model, name, with_lir=True)
     baseline = None
     if args.baseline:
         base_name = _model_name(args.baseline)
         if base_name == name:
             base_name = f"baseline_{base_name}"
-        baseline = grid(args.baseline, base_name)[0]
+        baseline = grid(args.baseline, base_name, with_lir=False)[0]
     table = compare(([baseline] if baseline is not None else []) + results)
     if args.out:
         from pathlib import Path
@@ -371,6 +384,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="also evaluate base + LIR removing K directions per language")
     p.add_argument("--baseline", type=_model_arg, metavar="MODEL",
                    help="baseline model: delta heatmap and per-setting paired t-tests against it")
+    p.add_argument("--measures", type=lambda v: [m.strip() for m in v.split(",") if m.strip()],
+                   help="comma-separated ir_measures names (default AP,nDCG@10,R@10,RR)")
     p.add_argument("--measure", default="AP", help="measure of the heatmaps and markdown grid (default AP)")
     p.add_argument("-k", type=_positive_int, default=1000, help="run depth (default 1000)")
     p.add_argument("--cache-dir", help="vector cache directory (re-runs read vectors back)")

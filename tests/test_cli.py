@@ -111,6 +111,8 @@ def test_bad_arguments_exit_2(argv, message, capsys):
         (["noise", "preview", "--lang", "el", "--model", "typo", "--benchmark", "mlqa-r"], "valid codes are"),
         (["noise", "preview", "--lang", "de", "--model", "sneeze"], "valid models are: typo"),
         (["data", "info", "no-such/entry"], "see `pyterrier-hybrid data list`"),
+        (["evaluate", "--measure", "XYZ"], "not among the evaluated measures: AP, nDCG@10"),
+        (["evaluate", "--measures", "AP,Foo@@"], "cannot parse AP,Foo@@"),
     ],
 )
 def test_runtime_failures_exit_1_with_one_line(argv, message, tmp_path, capsys):
