@@ -210,6 +210,8 @@ def _train(args: argparse.Namespace) -> None:
     if args.train not in BENCHMARKS and not Path(args.train).is_dir():
         raise CommandError(f"--train must be xquad-r, mlqa-r or a directory of <lang>.json files; "
                            f"{args.train} does not exist")
+    if args.resume is True and not args.output_dir:
+        raise CommandError("--resume without a checkpoint path needs the --output-dir of the interrupted run")
     if args.resume not in (None, True) and not Path(args.resume).is_dir():
         raise CommandError(f"checkpoint directory {args.resume} does not exist")
     _set_threads(args.threads)

@@ -106,6 +106,8 @@ def test_bad_arguments_exit_2(argv, message, capsys):
     ("argv", "message"),
     [
         (["train", "--train", "{tmp}/missing"], "does not exist"),
+        (["train", "--train", "mlqa-r", "--resume"], "needs the --output-dir"),
+        (["train", "--train", "mlqa-r", "--resume", "{tmp}/ckpt"], "checkpoint directory"),
         (["evaluate", "--benchmark", "mlqa-r", "--langs", "de,es"], "add --no-pooled"),
         (["evaluate", "--benchmark", "mlqa-r", "--langs", "de,el", "--no-pooled"], "unknown mlqa-r language 'el'"),
         (["noise", "preview", "--lang", "el", "--model", "typo", "--benchmark", "mlqa-r"], "valid codes are"),
