@@ -302,7 +302,9 @@ class LanguageBiasProvider(providers.Provider):
         return _LanguageBiasEvaluator(list(measures_), qrels)
 
 
-class _LanguageBiasEvaluator(providers.Evaluator):
+class _PerQueryEvaluator(providers.Evaluator):
+    """Evaluates each judged query of a run from its trec_eval-ordered ranking (:func:`sorted_run`)."""
+
     def __init__(self, measures_: list[measures.Measure], qrels: dict[str, dict[str, int]]):
         super().__init__(measures_, set(qrels))
         self.qrels = qrels
@@ -315,21 +317,31 @@ class _LanguageBiasEvaluator(providers.Evaluator):
                 continue
             ranking = sorted_run(scored.items())
             for measure in self.measures:
-                level = measure["rel"]
-                relevant = sorted(doc for doc, rel in qrel.items() if rel >= level)
-                if not relevant:
-                    continue
-                cutoff = measure.params.get("cutoff")
-                depth = len(ranking) if cutoff is None else min(cutoff, len(ranking))
-                position = {doc: i + 1 for i, doc in enumerate(ranking[:depth])}
-                ranks = np.array([[position.get(doc, np.inf) for doc in relevant]], dtype=np.float64)
-                order = np.argsort(ranks[0], kind="stable")
-                ranks = ranks[:, order]
-                qlang = id_lang(qid)
-                same = np.array([[id_lang(relevant[i]) == qlang for i in order]])
-                value = binary_measure_values(measure(cutoff=depth) if cutoff is None else measure, ranks,
-                                              np.array([len(relevant)]), np.array([depth]), same)[0]
-                yield Metric(query_id=qid, measure=measure, value=float(value))
+                value = self._value(measure, qid, qrel, ranking)
+                if value is not None:
+                    yield Metric(query_id=qid, measure=measure, value=value)
+
+    def _value(self, measure: measures.Measure, qid: str, qrel: Mapping[str, int], ranking: list[str]) -> float | None:
+        raise NotImplementedError
+
+
+class _LanguageBiasEvaluator(_PerQueryEvaluator):
+    def _value(self, measure: measures.Measure, qid: str, qrel: Mapping[str, int], ranking: list[str]) -> float | None:
+        level = measure["rel"]
+        relevant = sorted(doc for doc, rel in qrel.items() if rel >= level)
+        if not relevant:
+            return None
+        cutoff = measure.params.get("cutoff")
+        depth = len(ranking) if cutoff is None else min(cutoff, len(ranking))
+        position = {doc: i + 1 for i, doc in enumerate(ranking[:depth])}
+        ranks = np.array([[position.get(doc, np.inf) for doc in relevant]], dtype=np.float64)
+        order = np.argsort(ranks[0], kind="stable")
+        ranks = ranks[:, order]
+        qlang = id_lang(qid)
+        same = np.array([[id_lang(relevant[i]) == qlang for i in order]])
+        value = binary_measure_values(measure(cutoff=depth) if cutoff is None else measure, ranks,
+                                      np.array([len(relevant)]), np.array([depth]), same)[0]
+        return float(value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -409,20 +421,9 @@ class _PEERProvider(peer_measure.PEERProvider):
         return _PEEREvaluator(list(measures_), qrels)
 
 
-class _PEEREvaluator(providers.Evaluator):
-    def __init__(self, measures_: list[measures.Measure], qrels: dict[str, dict[str, int]]):
-        super().__init__(measures_, set(qrels))
-        self.qrels = qrels
-
-    def _iter_calc(self, run: Any) -> Iterator[Metric]:
-        run = ir_measures.util.RunConverter(run).as_dict_of_dict()
-        for qid, scored in run.items():
-            qrel = self.qrels.get(qid)
-            if not qrel:
-                continue
-            ranking = sorted_run(scored.items())
-            for measure in self.measures:
-                yield Metric(query_id=qid, measure=measure, value=peer_value(measure, qrel, ranking))
+class _PEEREvaluator(_PerQueryEvaluator):
+    def _value(self, measure: measures.Measure, qid: str, qrel: Mapping[str, int], ranking: list[str]) -> float:
+        return peer_value(measure, qrel, ranking)
 
 
 def _install_providers() -> None:

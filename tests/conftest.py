@@ -86,3 +86,14 @@ def e5_small_dir() -> Path:
     from pyterrier_hybrid.models import materialise_e5_small
 
     return materialise_e5_small()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests with one torch thread (thread contention makes tiny models ~30x slower on 2 cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

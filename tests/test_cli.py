@@ -16,15 +16,8 @@ from pyterrier_hybrid.cli import main
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, thread contention makes tiny models far slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread: on a shared 2-core machine, thread contention makes tiny models far slower.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _one_line_error(err: str) -> str:

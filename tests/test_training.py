@@ -29,15 +29,8 @@ from pyterrier_hybrid.training.testing import synthetic_pairs, tiny_sentence_tra
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, thread contention makes tiny models ~30x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread: on a shared 2-core machine, thread contention makes tiny models far slower.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
