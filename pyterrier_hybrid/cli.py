@@ -103,45 +103,25 @@ def _lang(value: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _unit_float(value: str) -> float:
-    """A float in [0, 1]."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= x <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return x
+def _number(cast: type, accept: Callable[[float], bool], expected: str, bound: str) -> Callable[[str], float]:
+    """An argparse type: ``cast(value)`` that must satisfy ``accept`` (messages name ``expected`` / ``bound``)."""
+
+    def parse(value: str):
+        try:
+            x = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
+        if not accept(x):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return x
+
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    try:
-        x = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if x < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {x}")
-    return x
-
-
-def _non_negative_int(value: str) -> int:
-    try:
-        x = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {x}")
-    return x
-
-
-def _positive_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return x
+_unit_float = _number(float, lambda x: 0.0 <= x <= 1.0, "a number in [0, 1]", "in [0, 1]")
+_positive_int = _number(int, lambda x: x >= 1, "a positive integer", ">= 1")
+_non_negative_int = _number(int, lambda x: x >= 0, "an integer >= 0", ">= 0")
+_positive_float = _number(float, lambda x: x > 0, "a positive number", "> 0")
 
 
 def _key_value(value: str) -> tuple[str, object]:
