@@ -31,6 +31,7 @@ import pyterrier as pt
 import pyterrier_dr
 import torch
 
+from ._io import atomic_path
 from .models import DEFAULT_MODEL, resolve_model
 
 __all__ = ["BiEncoder", "VectorCache"]
@@ -118,10 +119,8 @@ class VectorCache:
         keys = np.frombuffer(b"".join(self.key(t) for t in texts), dtype="S16")
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         name = f"{uuid.uuid4().hex}.npz"
-        tmp = folder / f".{name}.tmp"
-        with open(tmp, "wb") as f:
+        with atomic_path(folder / name) as tmp, open(tmp, "wb") as f:
             np.savez(f, keys=keys, vecs=vecs)
-        os.replace(tmp, folder / name)
         index = self._index[role]
         for k, v in zip(keys, vecs):
             index[bytes(k)] = v

@@ -13,12 +13,13 @@ Example::
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._io import atomic_path
 
 __all__ = [
     "atomic_write_text",
@@ -33,29 +34,14 @@ __all__ = [
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format=(path.suffix or ".png")[1:])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    suffix = Path(path).suffix or ".png"
+    with atomic_path(path, suffix=suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=suffix[1:])
 
 
 def _draw(matrix: pd.DataFrame, *, title: str, cmap: str, center: float | None, digits: int, path, dpi: int,

@@ -20,9 +20,9 @@ import functools
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from .._io import atomic_path
 from ..languages import validate_benchmark, validate_lang
 
 MIRROR_ENV = "PYTERRIER_HYBRID_LAREQA_DIR"
@@ -112,40 +112,27 @@ def verify(path: Path, rel: str) -> Path:
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _download(url: str, dest: Path, rel: str) -> None:
     import ir_datasets
 
     dl = ir_datasets.util.Download([ir_datasets.util.RequestsDownload(url)], expected_md5=MD5[rel])
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, dl.stream() as stream:
-            shutil.copyfileobj(stream, out)
-        verify(Path(tmp), rel)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, dl.stream() as stream:
+                shutil.copyfileobj(stream, out)
+            verify(tmp, rel)
+    except LareqaFileError:
+        raise
     except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, LareqaFileError):
-            raise
         raise LareqaFileError(
             f"{dest}: could not download LAReQA file {rel} (expected md5 {MD5[rel]}) from {url}: "
             f"{type(e).__name__}: {str(e)[:200]}; offline? set ${MIRROR_ENV} to a LAReQA mirror directory or run "
             "`pyterrier-hybrid data import DIR`"
         ) from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def import_mirror(mirror: str | os.PathLike, benchmarks: tuple[str, ...] = ("xquad-r", "mlqa-r")) -> list[Path]:
