@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import ir_datasets
 from ir_datasets.formats import BaseDocs, BaseQueries
@@ -59,24 +60,33 @@ def noisy_dataset_id(benchmark: str, qlang: str | None = None, dlang: str | None
     return f"{dataset_id(benchmark, qlang, dlang)}/{suffix}"
 
 
+@dataclass(frozen=True)
+class Noise:
+    """One noise setting of an entry: model, level, seed, and the namespace its texts live in."""
+
+    model: str
+    level: int
+    seed: int
+    namespace: str
+
+    def apply(self, text: str, lang: str, key: str) -> str:
+        """``text`` perturbed, keyed by a query or doc id (see :func:`pyterrier_hybrid.noise.perturb`)."""
+        from ..noise import perturb
+
+        return perturb(text, lang, model=self.model, level=self.level, seed=self.seed, key=key)
+
+
 class NoisyQueries(BaseQueries):
     """The clean entry's queries with noisy text; ids, languages and group ids unchanged."""
 
-    def __init__(self, clean: BaseQueries, model: str, level: int, seed: int, namespace: str):
+    def __init__(self, clean: BaseQueries, noise: Noise):
         self._clean = clean
-        self._model = model
-        self._level = level
-        self._seed = seed
-        self._namespace = namespace
+        self._noise = noise
 
     def queries_iter(self) -> Iterator[LareqaQuery]:
         """Clean queries in the clean order, text perturbed (keyed by query id)."""
-        from ..noise import perturb
-
         for query in self._clean.queries_iter():
-            text = perturb(query.text, query.lang, model=self._model, level=self._level, seed=self._seed,
-                           key=query.query_id)
-            yield query._replace(text=text)
+            yield query._replace(text=self._noise.apply(query.text, query.lang, query.query_id))
 
     def queries_cls(self):
         """:class:`~.lareqa.LareqaQuery`."""
@@ -84,7 +94,7 @@ class NoisyQueries(BaseQueries):
 
     def queries_namespace(self) -> str:
         """A namespace of its own: same ids as the clean queries, different text."""
-        return self._namespace
+        return self._noise.namespace
 
     def queries_lang(self) -> str | None:
         """The clean entry's query language."""
@@ -105,18 +115,12 @@ class _NoisyDocstore(Docstore):
 class NoisyDocs(BaseDocs):
     """The clean entry's candidate sentences with noisy ``text`` (keyed by doc id); ``context`` is kept clean."""
 
-    def __init__(self, clean: BaseDocs, model: str, level: int, seed: int, namespace: str):
+    def __init__(self, clean: BaseDocs, noise: Noise):
         self._clean = clean
-        self._model = model
-        self._level = level
-        self._seed = seed
-        self._namespace = namespace
+        self._noise = noise
 
     def _perturb(self, doc: LareqaDoc) -> LareqaDoc:
-        from ..noise import perturb
-
-        return doc._replace(text=perturb(doc.text, doc.lang, model=self._model, level=self._level, seed=self._seed,
-                                         key=doc.doc_id))
+        return doc._replace(text=self._noise.apply(doc.text, doc.lang, doc.doc_id))
 
     def docs_iter(self) -> Iterator[LareqaDoc]:
         """Clean docs in the clean order, text perturbed."""
@@ -136,7 +140,7 @@ class NoisyDocs(BaseDocs):
 
     def docs_namespace(self) -> str:
         """A namespace of its own, so no index or vector cache of the clean docs is reused for them."""
-        return self._namespace
+        return self._noise.namespace
 
     def docs_lang(self) -> str | None:
         """The clean entry's doc language."""
@@ -169,9 +173,9 @@ def build_noisy_entry(benchmark: str, setting: str, model: str, level: int, seed
         qlangs, dlangs = [qlang], [dlang or qlang]
     clean = ir_datasets.registry[clean_id]
     noise = f"noise-{model}-{level}-s{seed}"
-    queries = NoisyQueries(clean.queries_handler(), model, level, seed, f"{benchmark}/{noise}")
-    doc_handler = NoisyDocs(clean.docs_handler(), model, level, seed, f"{benchmark}/{noise}") if docs \
-        else clean.docs_handler()
+    spec = Noise(model, level, seed, f"{benchmark}/{noise}")
+    queries = NoisyQueries(clean.queries_handler(), spec)
+    doc_handler = NoisyDocs(clean.docs_handler(), spec) if docs else clean.docs_handler()
     info = dict(_describe(benchmark, qlangs, dlangs))
     what = "questions and candidate sentences" if docs else "questions"
     info["pretty_name"] += f", {model} noise {level}%" + (f" (seed {seed})" if seed else "") + (
