@@ -127,8 +127,13 @@ def test_alpha_one_only_mono_alpha_zero_only_cross(pairs):
 def test_presets(pairs):
     en = {(c.qlang, c.dlang) for c in sampler(pairs, mode="en-en").batch_configs()}
     assert en == {("en", "en")}
-    xx = sampler(pairs, mode="x-x", seed=5)
-    assert list(xx) == list(sampler(pairs, mode="mono", seed=5))
+    # X-X (LAReQA): monolingual pairs, each group once, batches mixing languages (unlike mono).
+    xx = [i for b in sampler(pairs, mode="x-x", batch_size=8, seed=5) for i in b]
+    assert (pairs["qlang"].iloc[xx].to_numpy() == pairs["dlang"].iloc[xx].to_numpy()).all()
+    assert len(set(pairs["group_id"].iloc[xx])) == len(xx)
+    assert len(xx) == pairs["group_id"].nunique() // 8 * 8
+    first = sampler(pairs, mode="x-x", batch_size=8, seed=5).epoch_batches(0)[0][1]
+    assert pairs["qlang"].iloc[first].nunique() > 1
     xy = sampler(pairs, mode="x-y", batch_size=8, seed=0)
     picked = [i for b in xy for i in b]
     groups = pairs["group_id"].to_numpy()[picked]

