@@ -34,7 +34,7 @@ import pandas as pd
 import pyterrier as pt
 
 from . import measures as bias
-from .datasets import POOLED, dataset_id, load_language
+from .datasets import POOLED, BenchmarkSample, dataset_id, load_language
 from .datasets import settings as benchmark_settings
 from .languages import validate_benchmark, validate_langs
 
@@ -96,10 +96,12 @@ class EncodedBenchmark:
     Attributes:
         benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
         vectors: language → :class:`LanguageVectors`.
+        sample: the slice that was encoded (None: the whole benchmark).
     """
 
     benchmark: str
     vectors: dict[str, LanguageVectors]
+    sample: BenchmarkSample | None = None
 
     @property
     def langs(self) -> tuple[str, ...]:
@@ -118,7 +120,7 @@ class EncodedBenchmark:
         for lang, v in self.vectors.items():
             out[lang] = LanguageVectors(v.qids, lir.project(v.qvecs, [lang] * len(v.qids)), v.docnos,
                                         lir.project(v.dvecs, [lang] * len(v.docnos)))
-        return EncodedBenchmark(self.benchmark, out)
+        return EncodedBenchmark(self.benchmark, out, self.sample)
 
     def pool(self, dlang: str) -> tuple[np.ndarray, np.ndarray]:
         """Doc ids and vectors of candidate language ``dlang`` (``"multi"``: all languages)."""
@@ -154,8 +156,7 @@ class EncodedBenchmark:
             dlang: candidate language.
             k: run depth.
         """
-        entry = dataset_id(self.benchmark, qlang, dlang)
-        qids = [q.query_id for q in ir_datasets.load(entry).queries_iter()]
+        qids = _setting_from_entry(self.benchmark, qlang, dlang, self.sample).qids
         docnos, dvecs = self.pool(POOLED if qlang is None else (dlang or qlang))
         order = _name_order(docnos)
         frames = []
@@ -174,7 +175,7 @@ class EncodedBenchmark:
 
 
 def encode_benchmark(encoder: Encoder, benchmark: str = "xquad-r", *, langs: Iterable[str] | None = None,
-                     verbose: bool = False) -> EncodedBenchmark:
+                     sample: BenchmarkSample | None = None, verbose: bool = False) -> EncodedBenchmark:
     """Encode every question and candidate sentence of ``benchmark`` once.
 
     Args:
@@ -182,6 +183,7 @@ def encode_benchmark(encoder: Encoder, benchmark: str = "xquad-r", *, langs: Ite
             arrays (e.g. :class:`pyterrier_hybrid.encoding.BiEncoder`).
         benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
         langs: languages to encode (default: all of the benchmark).
+        sample: encode only this slice (:func:`pyterrier_hybrid.datasets.sample_benchmark`).
         verbose: show a progress bar over languages.
     """
     all_langs = validate_benchmark(benchmark)
@@ -190,16 +192,22 @@ def encode_benchmark(encoder: Encoder, benchmark: str = "xquad-r", *, langs: Ite
     if not (hasattr(encoder, "encode_queries") and hasattr(encoder, "encode_docs")):
         raise TypeError(f"{type(encoder).__name__} has no encode_queries/encode_docs; pass a bi-encoder such as "
                         "pyterrier_hybrid.encoding.BiEncoder, or use evaluate_pipeline_grid for other pipelines")
+    if sample is not None and sample.benchmark != benchmark:
+        raise ValueError(f"the sample was drawn from {sample.benchmark}, not {benchmark}")
     vectors = {}
     for lang in pt.tqdm(langs, desc=f"encoding {benchmark}", unit="lang", disable=not verbose):
         data = load_language(benchmark, lang)
-        qvecs = _as_matrix(encoder.encode_queries([q.text for q in data.queries]), len(data.queries), "encode_queries")
-        dvecs = _as_matrix(encoder.encode_docs([d.text for d in data.docs]), len(data.docs), "encode_docs")
+        queries, docs = data.queries, data.docs
+        if sample is not None:
+            queries = [q for q in queries if sample.keeps_query(q.query_id)]
+            docs = [d for d in docs if sample.keeps_doc(d.doc_id)]
+        qvecs = _as_matrix(encoder.encode_queries([q.text for q in queries]), len(queries), "encode_queries")
+        dvecs = _as_matrix(encoder.encode_docs([d.text for d in docs]), len(docs), "encode_docs")
         if qvecs.shape[1] != dvecs.shape[1]:
             raise ValueError(f"query and doc vectors differ in dimension ({qvecs.shape[1]} vs {dvecs.shape[1]})")
-        vectors[lang] = LanguageVectors(np.array([q.query_id for q in data.queries], dtype=object), qvecs,
-                                        np.array([d.doc_id for d in data.docs], dtype=object), dvecs)
-    return EncodedBenchmark(benchmark, vectors)
+        vectors[lang] = LanguageVectors(np.array([q.query_id for q in queries], dtype=object), qvecs,
+                                        np.array([d.doc_id for d in docs], dtype=object), dvecs)
+    return EncodedBenchmark(benchmark, vectors, sample)
 
 
 def _as_matrix(vectors: Any, n: int, what: str) -> np.ndarray:
@@ -271,13 +279,15 @@ class _Setting:
     qrels: dict[str, list[str]]  # qid -> relevant doc ids
 
 
-def _setting_from_entry(benchmark: str, qlang: str | None, dlang: str | None) -> _Setting:
-    """Queries and qrels of a registered entry (exactly what pt.Experiment would be given)."""
+def _setting_from_entry(benchmark: str, qlang: str | None, dlang: str | None,
+                        sample: BenchmarkSample | None = None) -> _Setting:
+    """Queries and qrels of a registered entry (exactly what pt.Experiment would be given), within ``sample``."""
     entry = ir_datasets.load(dataset_id(benchmark, qlang, dlang))
-    qids = [q.query_id for q in entry.queries_iter()]
+    qids = [q.query_id for q in entry.queries_iter() if sample is None or sample.keeps_query(q.query_id)]
     qrels: dict[str, list[str]] = {}
     for qrel in entry.qrels_iter():
-        if qrel.relevance > 0:
+        if qrel.relevance > 0 and (sample is None or (sample.keeps_query(qrel.query_id)
+                                                      and sample.keeps_doc(qrel.doc_id))):
             qrels.setdefault(qrel.query_id, []).append(qrel.doc_id)
     return _Setting(qlang or ALL_QLANGS, POOLED if qlang is None else (dlang or qlang), qids, qrels)
 
@@ -484,7 +494,8 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
                   measures: Iterable[Any] | None = None, bias_measures: Iterable[Any] | None = None,
                   k: int = 1000, langs: Iterable[str] | None = None,
                   settings: Iterable[tuple[str, str]] | None = None, pooled: bool = True, lir: Any = None,
-                  name: str | None = None, verbose: bool = False) -> GridResult:
+                  sample: BenchmarkSample | None = None, name: str | None = None,
+                  verbose: bool = False) -> GridResult:
     """Evaluate every (question language, candidate language) setting and the pooled setting, encoding once.
 
     Args:
@@ -502,6 +513,9 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
         pooled: also evaluate the pooled multilingual setting.
         lir: optional :class:`pyterrier_hybrid.lir.LIR` applied to all vectors ("base + LIR"); fitted on the
             benchmark's candidates when not fitted yet.
+        sample: evaluate on this slice only (:func:`pyterrier_hybrid.datasets.sample_benchmark`): its
+            questions against its pool, with the qrels inside it. With an :class:`EncodedBenchmark` the
+            vectors' own slice is used and ``sample`` must be None or the same.
         name: model name stored in the result.
         verbose: progress bars.
 
@@ -521,16 +535,19 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
         missing = set(needed) - set(model.langs)
         if missing:
             raise ValueError(f"languages {sorted(missing)} were not encoded; encode them with encode_benchmark")
+        if sample is not None and sample != model.sample:
+            raise ValueError("the vectors were encoded for a different slice than `sample`; pass sample=None "
+                             "to use theirs, or encode the slice with encode_benchmark(..., sample=sample)")
         encoded = model
     else:
-        encoded = encode_benchmark(model, benchmark, langs=needed, verbose=verbose)
+        encoded = encode_benchmark(model, benchmark, langs=needed, sample=sample, verbose=verbose)
     if lir is not None:
         encoded = encoded.project(lir)
     measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES)
     bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
     per_setting = []
     for qlang, dlang in pt.tqdm(chosen, desc=f"{benchmark} grid", unit="setting", disable=not verbose):
-        setting = _setting_from_entry(benchmark, qlang, dlang)
+        setting = _setting_from_entry(benchmark, qlang, dlang, encoded.sample)
         wanted = measures_ + (bias_ if qlang is None else [])
         per_setting.append((setting, _evaluate_setting(encoded, setting, wanted, k)))
     default_name = "model" if isinstance(model, EncodedBenchmark) else type(model).__name__

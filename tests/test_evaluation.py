@@ -244,6 +244,50 @@ def test_pooled_grid_and_bias_measures_equal_pt_experiment(xquad_encoded):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("benchmark", ["xquad-r", "mlqa-r"])
+def test_sample_keeps_whole_paragraphs_and_every_gold_sentence(lareqa_mirror, benchmark):
+    from pyterrier_hybrid.datasets import sample_benchmark
+
+    sample = sample_benchmark(benchmark, paragraphs=40, max_queries=20, seed=3)
+    assert sample == sample_benchmark(benchmark, paragraphs=40, max_queries=20, seed=3)  # reproducible
+    assert sample != sample_benchmark(benchmark, paragraphs=40, max_queries=20, seed=4)
+    assert len(sample.groups) == 20
+    qrels = pt.get_dataset(f"irds:{benchmark}/multi").get_qrels()
+    asked = qrels[qrels.qid.map(sample.keeps_query)]
+    assert asked.docno.map(sample.keeps_doc).all()  # every gold sentence of every asked question is in the pool
+    assert sample.qrels(qrels).equals(asked.reset_index(drop=True))
+    paragraphs = {d.rsplit("_", 1)[0] for d in sample.docnos}  # whole paragraphs: every sentence of each
+    corpus = pd.DataFrame(pt.get_dataset(f"irds:{benchmark}/multi").get_corpus_iter(verbose=False))
+    assert set(corpus.docno[corpus.docno.str.rsplit("_", n=1).str[0].isin(paragraphs)]) == set(sample.docnos)
+    with pytest.raises(ValueError, match=">= 0"):
+        sample_benchmark(benchmark, paragraphs=-1)
+
+
+@pytest.mark.integration
+def test_sampled_grid_equals_pt_experiment_on_the_slice(lareqa_mirror):
+    from pyterrier_hybrid.datasets import dataset_id, sample_benchmark
+
+    encoder = FakeEncoder()
+    sample = sample_benchmark("xquad-r", paragraphs=10, max_queries=25, seed=0)
+    encoded = ev.encode_benchmark(encoder, "xquad-r", sample=sample)
+    assert sum(encoder.calls) == len(sample.docnos) + 11 * 25  # only the slice is encoded
+    grid = ev.evaluate_grid(encoded, "xquad-r", k=40, measures=[ir_measures.AP], bias_measures=["SameLangPref"])
+    make = _retriever_for(encoder, encoded, 40)
+    for qlang, dlang in [("en", "en"), ("de", "zh"), (None, None)]:
+        ds = pt.get_dataset("irds:" + dataset_id("xquad-r", qlang, dlang))
+        measures = [ir_measures.AP] + ([bm.SameLangPref] if qlang is None else [])
+        ref = pt.Experiment([make(dlang or "multi")], sample.topics(ds.get_topics("text")),
+                            sample.qrels(ds.get_qrels()), measures, names=["m"], validate="ignore")
+        rows = grid.results[(grid.results.qlang == (qlang or "all")) & (grid.results.dlang == (dlang or "multi"))]
+        got = rows.set_index("measure")
+        for m in measures:
+            assert got.loc[str(m), "value"] == pytest.approx(ref[str(m)].iloc[0], abs=1e-12), (qlang, dlang, m)
+        assert (got.n_queries == (25 * 11 if qlang is None else 25)).all()
+    with pytest.raises(ValueError, match="different slice"):
+        ev.evaluate_grid(encoded, "xquad-r", sample=sample_benchmark("xquad-r", paragraphs=10, seed=1))
+
+
+@pytest.mark.integration
 def test_slow_pipeline_path_equals_fast_grid(xquad_encoded):
     encoder, encoded = xquad_encoded
     settings = SETTINGS[1:]

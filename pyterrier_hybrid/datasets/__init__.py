@@ -6,6 +6,7 @@ See :mod:`.entries` for the ids and :mod:`.source` for where the files come from
 from .entries import POOLED, dataset_id, register, settings
 from .lareqa import LanguageData, LareqaDoc, LareqaQuery, load_language
 from .noisy import noisy_dataset_id, register_noisy
+from .sample import BenchmarkSample, sample_benchmark
 from .source import LareqaFileError, import_mirror, lareqa_file
 
 DATASET_IDS: list[str] = register()
@@ -15,6 +16,7 @@ __all__ = [
     "DATASET_IDS",
     "NOISY_ID_PATTERN",
     "POOLED",
+    "BenchmarkSample",
     "LanguageData",
     "LareqaDoc",
     "LareqaFileError",
@@ -26,5 +28,6 @@ __all__ = [
     "noisy_dataset_id",
     "register",
     "register_noisy",
+    "sample_benchmark",
     "settings",
 ]
