@@ -28,6 +28,7 @@ __all__ = [
     "heatmap",
     "markdown_grid",
     "paired_ttests",
+    "protocol_bars",
     "save_report",
 ]
 
@@ -253,3 +254,43 @@ def save_report(result, out_dir: str | os.PathLike, *, measure: str = "AP", base
         atomic_write_text(paths["ttests"], paired_ttests(result, baseline, measure).to_csv(index=False))
     return paths
 
+
+
+def protocol_bars(table: pd.DataFrame, *, path: str | os.PathLike | None = None, title: str = "",
+                  ap_columns: Sequence[str] = ("mono_mAP", "cross_mAP", "pooled_mAP"), dpi: int = 150):
+    """Grouped bars of a protocol table (:meth:`pyterrier_hybrid.protocol.ProtocolResult.table`).
+
+    Left: mono / cross / pooled mAP per preset with ± sd error bars (where there are several seeds);
+    right: the pooled-setting rank distance (lower = less language bias) when the table has it.
+
+    Returns:
+        The matplotlib figure.
+    """
+    from matplotlib.figure import Figure
+
+    presets = list(table.index)
+    has_bias = "RankDistance" in table.columns
+    fig = Figure(figsize=(3 + 1.1 * len(presets) * (1.6 if has_bias else 1), 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, width_ratios=[2, 1]) if has_bias else [fig.subplots()]
+    x = np.arange(len(presets))
+    width = 0.8 / len(ap_columns)
+    for i, column in enumerate(ap_columns):
+        sd = table.get(f"{column}_sd")
+        axes[0].bar(x + (i - (len(ap_columns) - 1) / 2) * width, table[column], width,
+                    yerr=None if sd is None or sd.isna().all() else sd.fillna(0), capsize=2,
+                    label=column.replace("_", " "))
+    axes[0].set_xticks(x, presets, rotation=30, ha="right")
+    axes[0].set_ylabel("mAP")
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(fontsize="small", ncols=len(ap_columns), loc="upper center")
+    if has_bias:
+        sd = table.get("RankDistance_sd")
+        axes[1].bar(x, table["RankDistance"], 0.6, color="tab:gray",
+                    yerr=None if sd is None or sd.isna().all() else sd.fillna(0), capsize=2)
+        axes[1].set_xticks(x, presets, rotation=30, ha="right")
+        axes[1].set_ylabel("rank distance (pooled, lower = less bias)")
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    if path is not None:
+        _save_figure(fig, path, dpi)
+    return fig
