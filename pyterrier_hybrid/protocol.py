@@ -140,7 +140,8 @@ def train_preset(preset: str, pairs: pd.DataFrame, *, output_dir: str | Path, mo
 
 
 def evaluate_model(model: Any, benchmark: str, *, name: str, sample: BenchmarkSample | None = None,
-                   batch_size: int = 64, verbose: bool = False, **grid_options: Any) -> GridResult:
+                   batch_size: int = 64, cache_dir: str | Path | None = None, verbose: bool = False,
+                   **grid_options: Any) -> GridResult:
     """Evaluate a model (directory, hub id or :class:`~pyterrier_hybrid.encoding.BiEncoder`) on a benchmark grid.
 
     Args:
@@ -149,13 +150,15 @@ def evaluate_model(model: Any, benchmark: str, *, name: str, sample: BenchmarkSa
         name: the model's name in reports.
         sample: evaluate on this slice (:func:`pyterrier_hybrid.datasets.sample_benchmark`).
         batch_size: encoding batch size.
+        cache_dir: vector cache of the encoder (:class:`~pyterrier_hybrid.encoding.VectorCache`; keyed by
+            the weights' fingerprint, so a trained model never reads the base model's vectors).
         verbose: progress bars.
         grid_options: passed to :func:`~pyterrier_hybrid.evaluation.evaluate_grid` (measures, k, ...).
     """
     from .encoding import BiEncoder
 
-    encoder = model if hasattr(model, "encode_queries") else BiEncoder(resolve_model(model), batch_size=batch_size,
-                                                                      verbose=verbose)
+    encoder = model if hasattr(model, "encode_queries") else BiEncoder(
+        resolve_model(model), batch_size=batch_size, cache_dir=cache_dir, verbose=verbose)
     return evaluate_grid(encoder, benchmark, sample=sample, name=name, verbose=verbose, **grid_options)
 
 
@@ -285,7 +288,8 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
                  out_dir: str | Path, sample: BenchmarkSample | None = None, model: str = DEFAULT_MODEL,
                  budget: Budget = Budget(), seeds: Iterable[int] = (0,), train_description: str = "",
                  groups: Mapping[str, SettingFilter] | None = None, encode_batch_size: int = 64,
-                 grid_options: Mapping[str, Any] | None = None, verbose: bool = True) -> ProtocolResult:
+                 grid_options: Mapping[str, Any] | None = None, cache_dir: str | Path | None = None,
+                 verbose: bool = True) -> ProtocolResult:
     """Train every preset for every seed under ``budget`` and evaluate each on ``eval_benchmark``.
 
     Args:
@@ -301,6 +305,7 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
         groups: extra mean-AP columns over chosen settings (see :func:`summarise`).
         encode_batch_size: encoding batch size at evaluation.
         grid_options: passed to :func:`~pyterrier_hybrid.evaluation.evaluate_grid`.
+        cache_dir: vector cache for evaluation (see :func:`evaluate_model`).
         verbose: progress output.
 
     Returns:
@@ -343,7 +348,7 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
         t1 = time.perf_counter()
         train_s = _training_seconds(out / "models" / stem, t1 - t0) if preset != "base" else 0.0
         grid = evaluate_model(model_dir, eval_benchmark, name=stem, sample=sample, batch_size=encode_batch_size,
-                              verbose=verbose, **dict(grid_options or {}))
+                              cache_dir=cache_dir, verbose=verbose, **dict(grid_options or {}))
         t2 = time.perf_counter()
         rows.append({"preset": preset, "seed": seed, **summarise(grid, groups=groups),
                      "train_s": round(train_s, 1), "eval_s": round(t2 - t1, 1)})
