@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pyterrier_hybrid.datasets import sample_benchmark
 from pyterrier_hybrid.models import DEFAULT_MODEL
 from pyterrier_hybrid.plots import atomic_write_text
-from pyterrier_hybrid.protocol import Budget, ProtocolResult, parse_preset
+from pyterrier_hybrid.protocol import Budget, ProtocolResult, SettingFilter, parse_preset, run_protocol
+from pyterrier_hybrid.training import pairs_from_benchmark
 
 __all__ = [
     "add_budget_arguments",
@@ -30,6 +32,8 @@ __all__ = [
     "plot_per_language",
     "preset_list",
     "report",
+    "run_example_protocol",
+    "run_group_example",
     "seed_list",
     "write_per_language",
 ]
@@ -121,6 +125,35 @@ def finish_protocol_arguments(p: argparse.ArgumentParser, args: argparse.Namespa
         p.error("--seeds is empty")
     args.budget = budget_from_args(p, args)
     return args
+
+
+# --------------------------------------------------------------------------------------------- runs
+def run_example_protocol(args: argparse.Namespace, *, train_on: str, evaluate_on: str, out: Path,
+                         groups: Mapping[str, SettingFilter] | None = None) -> ProtocolResult:
+    """:func:`~pyterrier_hybrid.protocol.run_protocol` with the parsed example options: train every preset on
+    all of ``train_on`` (every language and pair), evaluate on the slice of ``evaluate_on`` the options ask for."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sample = sample_benchmark(evaluate_on, paragraphs=args.paragraphs, max_queries=args.max_queries,
+                              seed=args.sample_seed) if (args.paragraphs or args.max_queries) else None
+    needs_training = any(p != "base" for p in args.presets)
+    return run_protocol(
+        args.presets, train_pairs=pairs_from_benchmark(train_on) if needs_training else None,
+        eval_benchmark=evaluate_on, out_dir=out, sample=sample, model=args.model, budget=args.budget,
+        seeds=args.seeds, train_description=f"{train_on}, all languages and language pairs", groups=groups)
+
+
+def run_group_example(args: argparse.Namespace, *, train_on: str, evaluate_on: str,
+                      groups: Mapping[str, SettingFilter], highlight: Sequence[str], label: str, others: str,
+                      title: str) -> ProtocolResult:
+    """A protocol run with extra mean-AP columns over groups of settings, then per-language tables and plot
+    (``highlight`` languages marked ``label``, the rest ``others``), all printed and written to ``args.out``."""
+    result = run_example_protocol(args, train_on=train_on, evaluate_on=evaluate_on, out=args.out, groups=groups)
+    markdown = write_per_language(result, args.out, highlight, label=label, others=others, title=title)
+    report(title, args.out, extra="\n" + markdown)
+    return result
 
 
 # --------------------------------------------------------------------------------------------- reports

@@ -26,15 +26,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
-from pyterrier_hybrid.datasets import sample_benchmark
-from pyterrier_hybrid.protocol import PAPER_PRESETS, run_protocol
-from pyterrier_hybrid.training import pairs_from_benchmark
+from pyterrier_hybrid.protocol import PAPER_PRESETS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_protocol_arguments, finish_protocol_arguments, report  # noqa: E402
+from _common import add_protocol_arguments, finish_protocol_arguments, report, run_example_protocol  # noqa: E402
 
 DIRECTIONS = {"mlqa-xquad": ("mlqa-r", "xquad-r"), "xquad-mlqa": ("xquad-r", "mlqa-r")}
 
@@ -54,20 +50,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     """Run the protocol for the chosen direction(s); returns direction -> :class:`ProtocolResult`."""
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     results = {}
     for direction in DIRECTIONS if args.direction == "both" else [args.direction]:
         train_on, evaluate_on = DIRECTIONS[direction]
-        sample = sample_benchmark(evaluate_on, paragraphs=args.paragraphs, max_queries=args.max_queries,
-                                  seed=args.sample_seed) if (args.paragraphs or args.max_queries) else None
-        needs_training = any(p != "base" for p in args.presets)
-        result = run_protocol(
-            args.presets, train_pairs=pairs_from_benchmark(train_on) if needs_training else None,
-            eval_benchmark=evaluate_on, out_dir=args.out / direction, sample=sample, model=args.model,
-            budget=args.budget, seeds=args.seeds,
-            train_description=f"{train_on}, all languages and language pairs")
-        results[direction] = result
+        results[direction] = run_example_protocol(args, train_on=train_on, evaluate_on=evaluate_on,
+                                                  out=args.out / direction)
         report(f"Trained on {train_on}, evaluated zero-shot on {evaluate_on}", args.out / direction)
     return results
 

@@ -43,6 +43,7 @@ __all__ = [
     "PRESETS",
     "Budget",
     "ProtocolResult",
+    "SettingFilter",
     "evaluate_model",
     "parse_preset",
     "run_protocol",
