@@ -1,24 +1,28 @@
-"""Robustness curve: mAP of BM25 and the offline dense model (multilingual-e5-small) against query noise.
+"""Robustness curve: mAP against query noise of BM25, the base dense model and mono- / hybrid-trained ones.
 
-For each setting (default ``xquad-r/en-de``, ``xquad-r/ar-en`` and ``xquad-r/hi``, the monolingual Hindi entry
-"hi-hi") and each level (clean, 10, 20, 30, 50 percent of words), the same ``pt.Experiment`` runs over the clean
-entry and the noisy entries ``<setting>/noise-<model>-<level>``: same documents, same qrels, same query ids, only
-the query text differs. Writes ``robustness_<model>.csv``, ``.md`` and ``.png`` (mAP against noise level) to
-``--out``, and prints the table.
+Systems: BM25 (ICU words), the base dense model (default the offline multilingual-e5-small) and the same
+model fine-tuned on MLQA-R (clean text) with the presets of ``--dense-presets`` (default ``mono`` and
+``hybrid-0.5``, the paper's comparison; trained once under ``--steps``/``--batch-size`` and kept in
+``<out>/models``). For each setting (default ``xquad-r/en-de``, ``xquad-r/ar-en`` and ``xquad-r/hi``, the
+monolingual Hindi entry "hi-hi") and each level (clean, 10, 20, 30, 50 percent of words), the same
+``pt.Experiment`` runs over the clean entry and the noisy entries ``<setting>/noise-<model>-<level>``: same
+documents, same qrels, same query ids, only the query text differs. Writes ``robustness_<model>.csv``, ``.md``
+and ``.png`` (mAP against noise level) to ``--out``, and prints the table.
 
-    python examples/noise_robustness.py                      # mixed noise, all 1190 questions per setting
-    python examples/noise_robustness.py --model typo --max-queries 200
+    python examples/noise_robustness.py                      # mixed noise, 200 questions per setting
+    python examples/noise_robustness.py --model typo --max-queries 0 --dense-presets base   # all 1190
+    python examples/noise_robustness.py --steps 200 --seed 1 --dense-presets base,mono,hybrid-0.25,hybrid-0.5
 
-Budget (2 CPU cores): the documents of the three candidate languages (~3,700 sentences) and every distinct
-query text are encoded once (vectors cached in ``--cache-dir``, shared with other runs of the same encoder, so
-clean texts encoded before are read back), BM25 needs seconds.
+Budget (2 CPU cores, ≈20 min by default): per dense model the documents of the three candidate languages
+(~3,500 sentences) and every distinct query text are encoded once (vectors cached in ``--cache-dir``, keyed by
+the weights, so a rerun or texts encoded before are read back); each trained preset adds ``--steps`` steps at
+``--batch-size`` (30 x 16 by default, ≈2 min); BM25 needs seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -26,26 +30,22 @@ import pandas as pd
 import pyterrier as pt
 
 import pyterrier_hybrid  # noqa: F401 - registers the clean and noisy entries
+from pyterrier_hybrid._io import atomic_path
 from pyterrier_hybrid.bm25 import BM25Index
 from pyterrier_hybrid.encoding import BiEncoder
 from pyterrier_hybrid.index import DenseIndex
 from pyterrier_hybrid.languages import lang_of_id
 from pyterrier_hybrid.models import DEFAULT_MODEL
 from pyterrier_hybrid.noise import NOISE_LEVELS, NOISE_MODELS
+from pyterrier_hybrid.plots import atomic_write_text
+from pyterrier_hybrid.protocol import Budget, train_preset
+from pyterrier_hybrid.training import pairs_from_benchmark
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
+from _common import add_budget_arguments, budget_from_args, preset_list  # noqa: E402
 
 SETTINGS = ("xquad-r/en-de", "xquad-r/ar-en", "xquad-r/hi")
 METRICS = ["map", "recip_rank", "ndcg_cut_10"]
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _doc_lang(setting: str) -> str:
@@ -53,18 +53,44 @@ def _doc_lang(setting: str) -> str:
     return part.split("-")[1] if "-" in part else part
 
 
-def build_indexes(settings: list[str], out: Path, encoder: BiEncoder) -> tuple[BM25Index, DenseIndex]:
-    """One BM25 and one dense index over the candidate sentences of all the settings' candidate languages."""
+def candidates(settings: list[str]) -> tuple[str, list[dict]]:
+    """A name for the candidate languages of ``settings`` and their sentences (docno, text)."""
     dlangs = sorted({_doc_lang(s) for s in settings})
-    corpus = [doc for d in dlangs for doc in pt.get_dataset(f"irds:xquad-r/{d}").get_corpus_iter(verbose=False)]
-    corpus = [{"docno": doc["docno"], "text": doc["text"]} for doc in corpus]
-    name = "-".join(dlangs)
-    bm25_path = out / f"bm25.{name}"
-    bm25 = BM25Index(bm25_path) if (bm25_path / "manifest.json").is_file() else BM25Index.build(corpus, bm25_path)
-    dense = DenseIndex(out / f"dense.{name}")
-    if not dense.built():
-        dense.indexer(encoder).index(corpus)
-    return bm25, dense
+    corpus = [{"docno": d["docno"], "text": d["text"]} for lang in dlangs
+              for d in pt.get_dataset(f"irds:xquad-r/{lang}").get_corpus_iter(verbose=False)]
+    return "-".join(dlangs), corpus
+
+
+def bm25_index(settings: list[str], out: Path) -> BM25Index:
+    """One BM25 index over the candidate sentences of all the settings' candidate languages (reused if built)."""
+    name, corpus = candidates(settings)
+    path = out / f"bm25.{name}"
+    return BM25Index(path) if (path / "manifest.json").is_file() else BM25Index.build(corpus, path)
+
+
+def dense_index(settings: list[str], out: Path, encoder: BiEncoder, system: str) -> DenseIndex:
+    """One dense index per system over the same candidates (reused if built)."""
+    name, corpus = candidates(settings)
+    index = DenseIndex(out / f"dense.{system}.{name}")
+    if not index.built():
+        index.indexer(encoder).index(corpus)
+    return index
+
+
+def dense_models(args: argparse.Namespace, budget: Budget) -> dict[str, str]:
+    """System name -> model directory: the base model and one model per trained preset (trained on MLQA-R)."""
+    models = {}
+    pairs = None
+    for preset in args.dense_presets:
+        if preset == "base":
+            models["base"] = args.encoder
+            continue
+        pairs = pairs if pairs is not None else pairs_from_benchmark("mlqa-r")
+        print(f"training {preset} on MLQA-R ({budget.describe()}, seed {args.train_seed})", flush=True)
+        models[preset] = train_preset(preset, pairs, output_dir=args.out / "models" / f"{preset}-s{args.train_seed}",
+                                      model=args.encoder, budget=budget, seed=args.train_seed,
+                                      data_description="mlqa-r, all languages and language pairs")
+    return models
 
 
 def _markdown(wide: pd.DataFrame) -> str:
@@ -77,13 +103,11 @@ def _markdown(wide: pd.DataFrame) -> str:
 
 def plot(table: pd.DataFrame, model: str, path: Path) -> None:
     """mAP against noise level, one panel per setting, one line per system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     settings = list(dict.fromkeys(table["setting"]))
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.6), sharey=True, squeeze=False)
+    fig = Figure(figsize=(4.2 * len(settings), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(settings), sharey=True, squeeze=False)
     for ax, setting in zip(axes[0], settings):
         part = table[table["setting"] == setting]
         for system, rows in part.groupby("system", sort=False):
@@ -94,47 +118,58 @@ def plot(table: pd.DataFrame, model: str, path: Path) -> None:
         ax.set_xticks(sorted(part["level"].unique()))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mAP")
-    axes[0][0].legend()
-    fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
+    axes[0][0].legend(fontsize="small")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
 
 
-def main(argv: list[str] | None = None) -> pd.DataFrame:
-    """Run the curve and write the table and the plot; returns the table."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mixed", choices=NOISE_MODELS, help="noise model (default: mixed)")
     parser.add_argument("--levels", type=int, nargs="+", default=list(NOISE_LEVELS), help="noise levels in percent")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), help="clean xquad-r entry ids")
-    parser.add_argument("--max-queries", type=int, default=None, help="first N questions per setting (quick run)")
+    parser.add_argument("--max-queries", type=int, default=200,
+                        help="first N questions per setting (0 = all 1190; default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (0: the entries without -s<seed>)")
-    parser.add_argument("--encoder", default=DEFAULT_MODEL, help="dense model (default: offline multilingual-e5-small)")
-    parser.add_argument("--out", type=Path, default=Path("runs/noise_robustness"), help="output directory")
+    parser.add_argument("--encoder", default=DEFAULT_MODEL,
+                        help="base dense model (default: offline multilingual-e5-small)")
+    parser.add_argument("--dense-presets", type=preset_list, default=["base", "mono", "hybrid-0.5"],
+                        help="dense systems: base and/or presets trained on MLQA-R (default: base,mono,hybrid-0.5)")
+    add_budget_arguments(parser, steps=30)
+    parser.add_argument("--train-seed", type=int, default=0, help="training seed (default: 0)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/noise_robustness"), help="output directory")
     parser.add_argument("--cache-dir", default="~/.cache/pyterrier_hybrid/vectors",
                         help="vector cache shared with other runs of the same encoder (clean texts are reused)")
     parser.add_argument("--no-dense", action="store_true", help="BM25 only")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.no_dense:
+        args.dense_presets = []
+    if args.max_queries < 0:
+        parser.error("--max-queries must be >= 0 (0 = all)")
+    if bad := [s for s in args.settings if not s.startswith("xquad-r/") or s.count("/") != 1]:
+        parser.error(f"--settings takes clean xquad-r entries such as xquad-r/en-de or xquad-r/hi, got {bad}")
+    args.budget = budget_from_args(parser, args)
+    return args
 
-    encoder = None if args.no_dense else BiEncoder(args.encoder, cache_dir=args.cache_dir, batch_size=64)
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the curve and write the table and the plot; returns the table."""
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    bm25_index, dense_index = build_indexes(args.settings, args.out, encoder) if encoder else (None, None)
-    if bm25_index is None:
-        dlangs = sorted({_doc_lang(s) for s in args.settings})
-        corpus = [{"docno": d["docno"], "text": d["text"]} for lang in dlangs
-                  for d in pt.get_dataset(f"irds:xquad-r/{lang}").get_corpus_iter(verbose=False)]
-        path = args.out / f"bm25.{'-'.join(dlangs)}"
-        bm25_index = BM25Index(path) if (path / "manifest.json").is_file() else BM25Index.build(corpus, path)
-    print(f"indexes ready in {time.time() - started:.0f}s", flush=True)
+    bm25 = bm25_index(args.settings, args.out)
+    encoders = {name: BiEncoder(path, cache_dir=args.cache_dir, batch_size=64)
+                for name, path in dense_models(args, args.budget).items()}
+    dense = {name: dense_index(args.settings, args.out, encoder, name) for name, encoder in encoders.items()}
+    print(f"models and indexes ready in {time.time() - started:.0f}s", flush=True)
 
     rows = []
     for setting in args.settings:
         dlang = _doc_lang(setting)
-        systems = [bm25_index.retriever(langs=[dlang], num_results=100)]
-        names = ["BM25"]
-        if dense_index is not None:
-            systems.append(dense_index.retriever(encoder, langs=[dlang], num_results=100))
-            names.append("e5-small")
+        systems = [bm25.retriever(langs=[dlang], num_results=100)]
+        systems += [dense[name].retriever(encoders[name], langs=[dlang], num_results=100) for name in dense]
+        names = ["BM25", *dense]
         for level in [0, *args.levels]:
             suffix = f"/noise-{args.model}-{level}" + (f"-s{args.seed}" if args.seed else "")
             dataset_id = setting if level == 0 else setting + suffix
@@ -154,15 +189,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     table = pd.DataFrame(rows)
     stem = args.out / f"robustness_{args.model}"
-    _atomic_write(stem.with_suffix(".csv"), lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
     wide = table.pivot_table(index=["setting", "system"], columns="level", values="map", sort=False)
     wide.columns = ["clean" if c == 0 else f"{c}%" for c in wide.columns]
-    tokenizer = bm25_index.manifest.get("tokenizer", {}).get("name", "?")
-    markdown = (f"mAP under {args.model} query noise (seed {args.seed}; "
-                f"{table['queries'].max()} questions per setting; documents clean; BM25 tokenizer {tokenizer}; "
-                f"dense {args.encoder if encoder else 'not run'})\n\n"
-                + _markdown(wide) + "\n")
-    _atomic_write(stem.with_suffix(".md"), lambda tmp: Path(tmp).write_text(markdown, encoding="utf-8"))
+    tokenizer = bm25.manifest.get("tokenizer", {}).get("name", "?")
+    trained = [p for p in args.dense_presets if p != "base"]
+    markdown = (f"mAP under {args.model} query noise (seed {args.seed}; {table['queries'].max()} questions per "
+                f"setting; documents clean; BM25 tokenizer {tokenizer}; dense base {args.encoder}"
+                + (f"; {', '.join(trained)} trained on clean MLQA-R, {args.budget.describe()}, seed "
+                   f"{args.train_seed}" if trained else "") + ")\n\n" + _markdown(wide) + "\n")
+    atomic_write_text(stem.with_suffix(".md"), markdown)
     plot(table, args.model, stem.with_suffix(".png"))
     print(markdown)
     print(f"wrote {stem}.csv, .md, .png in {time.time() - started:.0f}s")

@@ -317,7 +317,7 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         out = np.empty((len(texts), self.dim), np.float32)
         starts = range(0, len(texts), batch_size)
         if self.verbose:
-            starts = pt.tqdm(starts, desc=f"encoding {role}s", unit="batch")
+            starts = pt.tqdm(starts, desc=f"encoding {'queries' if role == 'query' else role + 's'}", unit="batch")
         with torch.inference_mode():
             for start in starts:
                 idx = order[start:start + batch_size]
