@@ -3,6 +3,7 @@
 See :mod:`.entries` for the ids and :mod:`.source` for where the files come from.
 """
 
+from .beir import BeirFolder, lareqa_dir_to_beir, pairs_from_beir_dir, split_groups, write_beir_folder
 from .entries import POOLED, dataset_id, register, settings
 from .lareqa import LanguageData, LareqaDoc, LareqaQuery, load_language
 from .noisy import noisy_dataset_id, register_noisy
@@ -16,6 +17,7 @@ __all__ = [
     "DATASET_IDS",
     "NOISY_ID_PATTERN",
     "POOLED",
+    "BeirFolder",
     "BenchmarkSample",
     "LanguageData",
     "LareqaDoc",
@@ -23,11 +25,15 @@ __all__ = [
     "LareqaQuery",
     "dataset_id",
     "import_mirror",
+    "lareqa_dir_to_beir",
     "lareqa_file",
     "load_language",
     "noisy_dataset_id",
+    "pairs_from_beir_dir",
     "register",
     "register_noisy",
     "sample_benchmark",
     "settings",
+    "split_groups",
+    "write_beir_folder",
 ]

@@ -1,0 +1,506 @@
+"""Local BEIR-format folders as PyTerrier-style datasets and as training pairs.
+
+A BEIR folder (Thakur et al., NeurIPS 2021 Datasets and Benchmarks) holds::
+
+    corpus.jsonl        one JSON object per line: "_id", "text", optional "title" (and "lang", see below)
+    queries.jsonl       one JSON object per line: "_id", "text" (and optional "lang")
+    qrels/<split>.tsv   tab-separated with the header "query-id  corpus-id  score"; score is an integer
+
+The queries of a split are those its qrels judge (``queries.jsonl`` may hold the queries of every split).
+Other fields of the JSON objects (e.g. ``metadata``) are ignored.
+
+**Languages and ids.** This package reads a document's and a query's language from its id prefix
+``<lang>_<id>`` (:func:`pyterrier_hybrid.languages.lang_of_id`), so ids are rewritten on reading:
+
+- an id that already starts with a known language code and ``_`` (``de_17``, ``en_q3``) is kept as it is;
+- otherwise it is prefixed with the row's language: ``17`` → ``en_17``.
+
+A row's language is its optional ``lang`` field, else the folder's default (``lang=`` argument, ``"en"``),
+so one folder can hold several languages. A ``lang`` field that contradicts a prefixed id is an error.
+Qrels name the ids as written in the JSONL files; they are mapped the same way. Consequence: an id such as
+``es_report`` in an English folder is read as Spanish (rename such ids: a ``lang`` field cannot override a prefix).
+
+**Training pairs.** :meth:`BeirFolder.pairs` (and :func:`pairs_from_beir_dir`) turns the relevant qrels
+(``score >= 1``) of a split into the pairs frame of :mod:`pyterrier_hybrid.training.data`. The parallel
+group of a query is its id without the language prefix, so translations written as ``en_q1`` / ``de_q1``
+never share a batch; in a one-language folder every query is its own group.
+
+:func:`lareqa_dir_to_beir` writes a LAReQA-style JSON directory (``<lang>.json``, see
+:mod:`pyterrier_hybrid.datasets.lareqa`) as a multilingual BEIR folder with train/test splits drawn by
+question group, and :func:`write_beir_folder` writes any corpus / queries / qrels frames as one.
+
+Example::
+
+    from pyterrier_hybrid.bm25 import BM25Index
+    from pyterrier_hybrid.datasets.beir import BeirFolder
+
+    data = BeirFolder("data/my_corpus", lang="en", split="test")
+    bm25 = BM25Index.build(data.get_corpus_iter(), "indexes/my_corpus.bm25").retriever()
+    pt.Experiment([bm25], data.get_topics(), data.get_qrels(), ["AP", "nDCG@10"])
+    train_pairs = data.pairs("train")            # query, text, qlang, dlang, group_id
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..languages import ALL_LANGS, ID_SEP, validate_lang, validate_langs
+
+__all__ = [
+    "CORPUS_FILE",
+    "QRELS_COLUMNS",
+    "QRELS_DIR",
+    "QUERIES_FILE",
+    "BeirFolder",
+    "is_beir_folder",
+    "lareqa_dir_to_beir",
+    "pairs_from_beir_dir",
+    "prefixed_id",
+    "split_groups",
+    "write_beir_folder",
+]
+
+CORPUS_FILE = "corpus.jsonl"
+QUERIES_FILE = "queries.jsonl"
+QRELS_DIR = "qrels"
+QRELS_COLUMNS: tuple[str, str, str] = ("query-id", "corpus-id", "score")
+
+
+def is_beir_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like a BEIR folder (a directory holding ``corpus.jsonl``)."""
+    return (Path(path) / CORPUS_FILE).is_file()
+
+
+def prefixed_id(raw_id: str, lang: str, *, valid_langs: Sequence[str] = ALL_LANGS) -> str:
+    """The package id of a BEIR id: kept when it already starts with ``<known lang>_``, else ``<lang>_<raw_id>``.
+
+    >>> prefixed_id("17", "en"), prefixed_id("de_17", "en")
+    ('en_17', 'de_17')
+    """
+    head, sep, _ = raw_id.partition(ID_SEP)
+    if sep and head in valid_langs:
+        return raw_id
+    return f"{lang}{ID_SEP}{raw_id}"
+
+
+def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
+    """The JSON objects of a ``.jsonl`` file (blank lines skipped), each checked for the ``required`` fields."""
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; a BEIR folder needs {CORPUS_FILE}, {QUERIES_FILE} and "
+                         f"{QRELS_DIR}/<split>.tsv")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg}): {line.strip()[:80]!r}") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+            if missing := [k for k in required if k not in row]:
+                raise ValueError(f"{path}, line {number}: missing field(s) {missing}; every line needs "
+                                 f"{list(required)}, this one has {sorted(row)}")
+            for key in ("_id", "text", "title", "lang"):
+                if key in row and row[key] is not None and not isinstance(row[key], (str, int)):
+                    raise ValueError(f"{path}, line {number}: field {key!r} must be a string, got "
+                                     f"{type(row[key]).__name__}")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    return rows
+
+
+class BeirFolder:
+    """A local BEIR-format folder, read like a PyTerrier dataset (see the module docstring).
+
+    Args:
+        path: the folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
+        lang: language of rows without a ``lang`` field and of ids without a language prefix.
+        split: the split :meth:`get_topics`, :meth:`get_qrels` and :meth:`pairs` use by default.
+        valid_langs: accepted language codes.
+        title_sep: what joins a document's ``title`` and ``text`` (BEIR's own evaluation uses a space).
+
+    Raises:
+        ValueError: missing folder or files, an unknown language or an unknown split (the message lists the
+            available ones). The files themselves are parsed (and checked) on first use.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, lang: str = "en", split: str = "test",
+                 valid_langs: Sequence[str] = ALL_LANGS, title_sep: str = " ") -> None:
+        self.path = Path(path)
+        self.title_sep = title_sep
+        if not self.path.is_dir():
+            raise ValueError(f"BEIR folder {self.path} does not exist or is not a directory")
+        for name in (CORPUS_FILE, QUERIES_FILE):
+            if not (self.path / name).is_file():
+                raise ValueError(f"{self.path} is not a BEIR folder: {name} is missing (expected {CORPUS_FILE}, "
+                                 f"{QUERIES_FILE} and {QRELS_DIR}/<split>.tsv)")
+        if not self.splits:
+            raise ValueError(f"{self.path} is not a BEIR folder: no qrels ({QRELS_DIR}/<split>.tsv) found")
+        self.valid_langs = tuple(valid_langs)
+        self._qrels_cache: dict[str, pd.DataFrame] = {}
+        self.lang = validate_lang(lang, self.valid_langs, what="language of the BEIR folder")
+        self.split = self._check_split(split)
+
+    def __repr__(self) -> str:
+        return f"BeirFolder({str(self.path)!r}, lang={self.lang!r}, split={self.split!r})"
+
+    @property
+    def splits(self) -> list[str]:
+        """The splits that have qrels (``qrels/<split>.tsv``), sorted."""
+        return sorted(p.stem for p in (self.path / QRELS_DIR).glob("*.tsv"))
+
+    def _check_split(self, split: str | None) -> str:
+        split = self.split if split is None else split
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r} of {self.path}; available splits: {', '.join(self.splits)}")
+        return split
+
+    # ------------------------------------------------------------------------------------------- parsing
+    def _rows(self, name: str, required: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
+        """Rows of a JSONL file, raw id -> package id, and each row's language."""
+        path = self.path / name
+        rows = _read_jsonl(path, required)
+        ids: dict[str, str] = {}
+        langs: list[str] = []
+        for number, row in enumerate(rows, start=1):
+            raw = str(row["_id"])
+            if not raw.strip():
+                raise ValueError(f"{path}, row {number}: empty '_id'")
+            own = row.get("lang")
+            lang = self.lang if own is None else validate_lang(
+                str(own), self.valid_langs, what=f"'lang' of row {number} (id {raw!r}) in {path}:")
+            pid = prefixed_id(raw, lang, valid_langs=self.valid_langs)
+            if own is not None and pid.partition(ID_SEP)[0] != lang:
+                raise ValueError(f"{path}, row {number}: id {raw!r} carries the language prefix "
+                                 f"{pid.partition(ID_SEP)[0]!r} but its 'lang' field says {lang!r}")
+            if raw in ids:
+                raise ValueError(f"{path}: id {raw!r} occurs more than once")
+            ids[raw] = pid
+            langs.append(pid.partition(ID_SEP)[0])
+        if len(set(ids.values())) != len(ids):
+            seen: dict[str, str] = {}
+            for raw, pid in ids.items():
+                if pid in seen:
+                    raise ValueError(f"{path}: ids {seen[pid]!r} and {raw!r} both become {pid!r} after language "
+                                     "prefixing; rename one of them")
+                seen[pid] = raw
+        return rows, ids, langs
+
+    @functools.cached_property
+    def _corpus(self) -> tuple[pd.DataFrame, dict[str, str]]:
+        rows, ids, langs = self._rows(CORPUS_FILE, ("_id", "text"))
+        texts = [self.title_sep.join(p for p in (str(r.get("title") or "").strip(), str(r["text"] or "").strip()) if p)
+                 for r in rows]
+        frame = pd.DataFrame({"docno": list(ids.values()), "text": texts, "lang": langs,
+                              "title": [str(r.get("title") or "") for r in rows]})
+        return frame, ids
+
+    @functools.cached_property
+    def _queries(self) -> tuple[pd.DataFrame, dict[str, str]]:
+        rows, ids, langs = self._rows(QUERIES_FILE, ("_id", "text"))
+        qids = list(ids.values())
+        frame = pd.DataFrame({"qid": qids, "query": [str(r["text"] or "") for r in rows], "lang": langs,
+                              "group_id": [q.partition(ID_SEP)[2] for q in qids]})
+        return frame, ids
+
+    @property
+    def docs(self) -> pd.DataFrame:
+        """All documents: ``docno`` (prefixed), ``text`` (title and text, see ``title_sep``), ``lang``, ``title``."""
+        return self._corpus[0]
+
+    @property
+    def queries(self) -> pd.DataFrame:
+        """All queries of ``queries.jsonl``: ``qid`` (prefixed), ``query``, ``lang``, ``group_id`` (qid w/o prefix)."""
+        return self._queries[0]
+
+    @property
+    def langs(self) -> list[str]:
+        """Languages of the documents and queries, sorted."""
+        return sorted(set(self.docs["lang"]) | set(self.queries["lang"]))
+
+    def _qrels(self, split: str) -> pd.DataFrame:
+        if split not in self._qrels_cache:
+            self._qrels_cache[split] = self._read_qrels(split)
+        return self._qrels_cache[split]
+
+    def _read_qrels(self, split: str) -> pd.DataFrame:
+        path = self.path / QRELS_DIR / f"{split}.tsv"
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = [row for row in csv.reader(f, delimiter="\t") if any(cell.strip() for cell in row)]
+        if not lines:
+            raise ValueError(f"{path} is empty; expected the header {' '.join(QRELS_COLUMNS)!r} and judgements")
+        header = [cell.strip() for cell in lines[0]]
+        if missing := [c for c in QRELS_COLUMNS if c not in header]:
+            raise ValueError(f"{path}: header {header} lacks column(s) {missing}; BEIR qrels are tab-separated "
+                             f"with the header {chr(9).join(QRELS_COLUMNS)!r}")
+        col = [header.index(c) for c in QRELS_COLUMNS]
+        doc_ids, query_ids = self._corpus[1], self._queries[1]
+        rows = []
+        for number, line in enumerate(lines[1:], start=2):
+            if len(line) < len(header):
+                raise ValueError(f"{path}, line {number}: {len(line)} field(s), the header has {len(header)}")
+            qid, docno, score = (line[i].strip() for i in col)
+            try:
+                label = int(score)
+            except ValueError:
+                raise ValueError(f"{path}, line {number}: score {score!r} is not an integer") from None
+            if qid not in query_ids:
+                raise ValueError(f"{path}, line {number}: query-id {qid!r} is not in {QUERIES_FILE}")
+            if docno not in doc_ids:
+                raise ValueError(f"{path}, line {number}: corpus-id {docno!r} is not in {CORPUS_FILE}")
+            rows.append((query_ids[qid], doc_ids[docno], label))
+        if not rows:
+            raise ValueError(f"{path} holds no judgements (only a header)")
+        frame = pd.DataFrame(rows, columns=["qid", "docno", "label"]).astype({"label": "int64"})
+        if frame.duplicated(["qid", "docno"]).any():
+            dup = frame[frame.duplicated(["qid", "docno"])].iloc[0]
+            raise ValueError(f"{path}: query {dup.qid!r} judges document {dup.docno!r} more than once")
+        return frame
+
+    # ------------------------------------------------------------------------------------------- dataset API
+    def get_corpus_iter(self, verbose: bool = False) -> Iterator[dict[str, str]]:
+        """Every document as a dict ``docno``, ``text`` (title + text), ``lang``, in file order.
+
+        Args:
+            verbose: show a progress bar.
+        """
+        docs = self.docs
+        rows = zip(docs["docno"], docs["text"], docs["lang"])
+        if verbose:
+            from tqdm.auto import tqdm
+
+            rows = tqdm(rows, total=len(docs), desc=self.path.name, unit="doc")
+        for docno, text, lang in rows:
+            yield {"docno": docno, "text": text, "lang": lang}
+
+    def get_topics(self, split: str | None = None) -> pd.DataFrame:
+        """The queries judged in ``split`` (default: the folder's split): ``qid``, ``query``, in file order.
+
+        Raises:
+            ValueError: unknown split, or a qrels file that does not parse.
+        """
+        judged = set(self._qrels(self._check_split(split))["qid"])
+        topics = self.queries[self.queries["qid"].isin(judged)]
+        return topics[["qid", "query"]].reset_index(drop=True)
+
+    def get_qrels(self, split: str | None = None) -> pd.DataFrame:
+        """The judgements of ``split`` (default: the folder's split): ``qid``, ``docno``, ``label`` (int).
+
+        Raises:
+            ValueError: unknown split; a qrels file without the BEIR header, with a non-integer score, or naming
+                a query or document that the JSONL files do not hold.
+        """
+        return self._qrels(self._check_split(split)).copy()
+
+    def get_corpus(self) -> pd.DataFrame:
+        """All documents as a frame (see :attr:`docs`)."""
+        return self.docs.copy()
+
+    def pairs(self, split: str | None = None, *, min_label: int = 1) -> pd.DataFrame:
+        """Training pairs of ``split``: one per judgement with ``label >= min_label``.
+
+        Returns:
+            The pairs frame of :mod:`pyterrier_hybrid.training.data` (``query``, ``text``, ``qlang``, ``dlang``,
+            ``group_id``), checked by :func:`~pyterrier_hybrid.training.data.validate_pairs`.
+
+        Raises:
+            ValueError: unknown split, no relevant judgement, or empty texts.
+        """
+        from ..training.data import validate_pairs
+
+        split = self._check_split(split)
+        qrels = self._qrels(split)
+        rel = qrels[qrels["label"] >= min_label]
+        if rel.empty:
+            raise ValueError(f"split {split!r} of {self.path} has no judgement with label >= {min_label}")
+        queries = self.queries.set_index("qid")
+        docs = self.docs.set_index("docno")
+        pairs = pd.DataFrame({
+            "query": queries.loc[rel["qid"], "query"].to_numpy(),
+            "text": docs.loc[rel["docno"], "text"].to_numpy(),
+            "qlang": queries.loc[rel["qid"], "lang"].to_numpy(),
+            "dlang": docs.loc[rel["docno"], "lang"].to_numpy(),
+            "group_id": queries.loc[rel["qid"], "group_id"].to_numpy(),
+        })
+        return validate_pairs(pairs, valid_langs=self.valid_langs)
+
+
+def pairs_from_beir_dir(path: str | os.PathLike, *, lang: str = "en", split: str = "train",
+                        min_label: int = 1) -> pd.DataFrame:
+    """Training pairs of one split of a BEIR folder (see :meth:`BeirFolder.pairs`).
+
+    Args:
+        path: the BEIR folder.
+        lang: language of rows without a ``lang`` field / ids without a prefix.
+        split: the qrels split (``qrels/<split>.tsv``).
+        min_label: smallest score that counts as relevant.
+    """
+    return BeirFolder(path, lang=lang, split=split).pairs(min_label=min_label)
+
+
+def split_groups(groups: Iterable[str], *, test_fraction: float = 0.3, seed: int = 0) -> tuple[list[str], list[str]]:
+    """A reproducible train/test split of group ids (a pure function of the set of ids, the fraction and seed).
+
+    Returns:
+        ``(train, test)``, each sorted; the test part has ``round(test_fraction * n)`` groups (at least one,
+        and at least one group is left for training when there are two or more).
+
+    Raises:
+        ValueError: a fraction outside ``(0, 1)`` or no groups.
+    """
+    unique = sorted({str(g) for g in groups})
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if not unique:
+        raise ValueError("no groups to split")
+    n_test = min(max(1, round(test_fraction * len(unique))), max(1, len(unique) - 1))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    test = {unique[i] for i in order[:n_test]}
+    return [g for g in unique if g not in test], sorted(test)
+
+
+def write_beir_folder(path: str | os.PathLike, *, corpus: pd.DataFrame, queries: pd.DataFrame,
+                      qrels: Mapping[str, pd.DataFrame], overwrite: bool = False) -> Path:
+    """Write frames as a BEIR folder (ids as given, so package ids ``<lang>_<id>`` read back unchanged).
+
+    Args:
+        path: the folder to write.
+        corpus: ``docno``, ``text`` and optionally ``title`` and ``lang`` (written as the ``lang`` field).
+        queries: ``qid``, ``query`` and optionally ``lang``.
+        qrels: split name → frame with ``qid``, ``docno``, ``label``.
+        overwrite: replace an existing folder.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    for name, frame, cols in (("corpus", corpus, ("docno", "text")), ("queries", queries, ("qid", "query"))):
+        if missing := [c for c in cols if c not in frame.columns]:
+            raise ValueError(f"{name} lacks column(s) {missing}; got {list(frame.columns)}")
+    if not qrels:
+        raise ValueError("qrels is empty: give at least one split")
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+        shutil.rmtree(path)
+    (path / QRELS_DIR).mkdir(parents=True)
+
+    def dump(name: str, rows: Iterable[dict[str, Any]]) -> None:
+        with open(path / name, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    dump(CORPUS_FILE, ({"_id": str(r["docno"]), "title": str(r.get("title", "") or ""), "text": str(r["text"]),
+                        **({"lang": str(r["lang"])} if "lang" in corpus.columns else {})}
+                       for r in corpus.to_dict("records")))
+    dump(QUERIES_FILE, ({"_id": str(r["qid"]), "text": str(r["query"]),
+                         **({"lang": str(r["lang"])} if "lang" in queries.columns else {})}
+                        for r in queries.to_dict("records")))
+    for split, frame in qrels.items():
+        if missing := [c for c in ("qid", "docno", "label") if c not in frame.columns]:
+            raise ValueError(f"qrels of split {split!r} lack column(s) {missing}; got {list(frame.columns)}")
+        lines = ["\t".join(QRELS_COLUMNS)] + [f"{q}\t{d}\t{int(label)}" for q, d, label in
+                                               zip(frame["qid"], frame["docno"], frame["label"])]
+        (path / QRELS_DIR / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _read_lareqa_file(path: Path, lang: str) -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]:
+    """Docs, queries and group -> gold doc id of one LAReQA-style JSON file (ids as in the registered entries)."""
+    from .lareqa import doc_id, gold_sentence, query_id
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    docs: list[dict[str, str]] = []
+    queries: list[dict[str, str]] = []
+    gold: dict[str, str] = {}
+    try:
+        paragraph_index = 0
+        for article in raw["data"]:
+            for paragraph in article["paragraphs"]:
+                ids = [doc_id(lang, paragraph_index, s) for s in range(len(paragraph["sentences"]))]
+                docs += [{"docno": d, "text": s, "lang": lang} for d, s in zip(ids, paragraph["sentences"])]
+                for qa in paragraph["qas"]:
+                    index, _ = gold_sentence(paragraph["sentence_breaks"], qa["answers"][0]["answer_start"])
+                    group = str(qa["id"])
+                    if group in gold:
+                        raise ValueError(f"{path}: question id {group!r} occurs more than once")
+                    gold[group] = ids[index]
+                    queries.append({"qid": query_id(lang, group), "query": qa["question"], "lang": lang})
+                paragraph_index += 1
+    except (KeyError, IndexError, TypeError) as e:
+        raise ValueError(f"{path} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' per "
+                         f"paragraph): missing {e}") from None
+    return docs, queries, gold
+
+
+def lareqa_dir_to_beir(src: str | os.PathLike, dst: str | os.PathLike, *, test_fraction: float = 0.3, seed: int = 0,
+                       langs: Iterable[str] | None = None, overwrite: bool = False) -> BeirFolder:
+    """Write a directory of LAReQA-style ``<lang>.json`` files as a multilingual BEIR folder.
+
+    Documents are all sentences of every language (ids ``<lang>_<paragraph:05d>_<sentence:03d>``, as in the
+    registered XQuAD-R / MLQA-R entries), queries are ``<lang>_<question id>``. The relevance is LAReQA's pooled
+    one: a question is judged relevant to the gold sentence of its group in *every* language that has the group,
+    so a query's qrels hold one sentence per language. The question groups are split with :func:`split_groups`
+    into ``qrels/train.tsv`` and ``qrels/test.tsv``, so no translation of a test question is trained on; the
+    ``train`` pairs (:meth:`BeirFolder.pairs`) equal those of
+    :func:`~pyterrier_hybrid.training.data.pairs_from_lareqa_dir` restricted to the train groups.
+
+    Args:
+        src: the directory of ``<lang>.json`` files.
+        dst: the BEIR folder to write.
+        test_fraction: share of question groups in the test split.
+        seed: seed of the split.
+        langs: languages to convert (default: every file).
+        overwrite: replace an existing ``dst``.
+
+    Returns:
+        The folder, as a :class:`BeirFolder` on its ``test`` split.
+
+    Raises:
+        ValueError: missing directory or files, unknown languages, malformed JSON.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise ValueError(f"{src} is not a directory of LAReQA-style <lang>.json files")
+    files = {p.stem: p for p in sorted(src.glob("*.json"))}
+    if langs is not None:
+        langs = list(langs)
+        if absent := [lang for lang in langs if lang not in files]:
+            raise ValueError(f"{src} has no file for language(s) {absent}; found {sorted(files)}")
+        files = {lang: files[lang] for lang in langs}
+    if not files:
+        raise ValueError(f"{src} holds no <lang>.json files")
+    validate_langs(list(files), what=f"language (file name) in {src}:")
+    docs, queries, gold = [], [], {}
+    for lang, file in files.items():
+        d, q, g = _read_lareqa_file(file, lang)
+        docs += d
+        queries += q
+        gold[lang] = g
+    train, test = split_groups({g for by_group in gold.values() for g in by_group}, test_fraction=test_fraction,
+                               seed=seed)
+    qrels = {}
+    for split, groups in (("train", set(train)), ("test", set(test))):
+        rows = [(f"{qlang}{ID_SEP}{group}", gold[dlang][group], 1)
+                for qlang in gold for group in gold[qlang] if group in groups
+                for dlang in gold if group in gold[dlang]]
+        qrels[split] = pd.DataFrame(rows, columns=["qid", "docno", "label"])
+    write_beir_folder(dst, corpus=pd.DataFrame(docs), queries=pd.DataFrame(queries), qrels=qrels,
+                      overwrite=overwrite)
+    return BeirFolder(dst, split="test")
