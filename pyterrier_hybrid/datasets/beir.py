@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..languages import ALL_LANGS, ID_SEP, validate_lang, validate_langs
+from ..languages import ALL_LANGS, ID_SEP, validate_lang
+from .lareqa import lareqa_json_files
 
 __all__ = [
     "CORPUS_FILE",
@@ -476,17 +477,7 @@ def lareqa_dir_to_beir(src: str | os.PathLike, dst: str | os.PathLike, *, test_f
         ValueError: missing directory or files, unknown languages, malformed JSON.
     """
     src = Path(src)
-    if not src.is_dir():
-        raise ValueError(f"{src} is not a directory of LAReQA-style <lang>.json files")
-    files = {p.stem: p for p in sorted(src.glob("*.json"))}
-    if langs is not None:
-        langs = list(langs)
-        if absent := [lang for lang in langs if lang not in files]:
-            raise ValueError(f"{src} has no file for language(s) {absent}; found {sorted(files)}")
-        files = {lang: files[lang] for lang in langs}
-    if not files:
-        raise ValueError(f"{src} holds no <lang>.json files")
-    validate_langs(list(files), what=f"language (file name) in {src}:")
+    files = lareqa_json_files(src, langs=langs)
     docs, queries, gold = [], [], {}
     for lang, file in files.items():
         d, q, g = _read_lareqa_file(file, lang)

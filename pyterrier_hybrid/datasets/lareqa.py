@@ -14,10 +14,12 @@ text was cleaned relative to the paragraph), so they are reported, never silentl
 import bisect
 import functools
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
-from ..languages import ID_SEP
+from ..languages import ALL_LANGS, ID_SEP, validate_langs
 from .source import lareqa_file
 
 
@@ -146,3 +148,30 @@ def load_language(benchmark: str, lang: str) -> LanguageData:
                     (data.answer_crosses_break if crosses else data.answer_not_in_gold).append(group)
             paragraph_index += 1
     return data
+
+
+def lareqa_json_files(path: str | Path, *, langs: Iterable[str] | None = None,
+                      valid_langs: Sequence[str] = ALL_LANGS) -> dict[str, Path]:
+    """The ``<lang>.json`` files of a directory of LAReQA-style JSON (a user's own data), by language.
+
+    Args:
+        path: the directory.
+        langs: keep only these languages (each must have a file).
+        valid_langs: accepted language codes (file names).
+
+    Raises:
+        ValueError: not a directory, no files, a requested language without file, an unknown language.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a directory of LAReQA-style <lang>.json files")
+    files = {p.stem: p for p in sorted(path.glob("*.json"))}
+    if langs is not None:
+        langs = list(langs)
+        if absent := [lang for lang in langs if lang not in files]:
+            raise ValueError(f"{path} has no file for language(s) {absent}; found {sorted(files)}")
+        files = {lang: files[lang] for lang in langs}
+    if not files:
+        raise ValueError(f"{path} holds no <lang>.json files")
+    validate_langs(list(files), valid_langs, what=f"language (file name) in {path}")
+    return files

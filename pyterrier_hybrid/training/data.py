@@ -190,18 +190,10 @@ def pairs_from_lareqa_dir(
     Raises:
         ValueError: missing directory or files, unknown languages, malformed JSON, a pair with no data.
     """
+    from ..datasets.lareqa import lareqa_json_files
+
     path = Path(path)
-    if not path.is_dir():
-        raise ValueError(f"{path} is not a directory of LAReQA-style <lang>.json files")
-    files = {p.stem: p for p in sorted(path.glob("*.json"))}
-    if langs is not None:
-        langs = list(langs)
-        if absent := [lang for lang in langs if lang not in files]:
-            raise ValueError(f"{path} has no file for language(s) {absent}; found {sorted(files)}")
-        files = {lang: files[lang] for lang in langs}
-    if not files:
-        raise ValueError(f"{path} holds no <lang>.json files")
-    validate_langs(list(files), valid_langs, what=f"language (file name) in {path}")
+    files = lareqa_json_files(path, langs=langs, valid_langs=valid_langs)
     read = {lang: _read_lareqa_json(p) for lang, p in files.items()}
     pairs = _parallel_pairs({k: v[0] for k, v in read.items()}, {k: v[1] for k, v in read.items()})
     return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"directory {path}")
