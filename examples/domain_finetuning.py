@@ -51,7 +51,6 @@ Writes to ``--out`` (default ``outputs/domain_finetuning``): ``in_domain.md`` / 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -60,6 +59,7 @@ from pathlib import Path
 import pandas as pd
 
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
+from pyterrier_hybrid._io import atomic_path
 from pyterrier_hybrid.datasets.beir import BeirFolder, is_beir_folder, lareqa_dir_to_beir
 from pyterrier_hybrid.plots import atomic_write_text
 
@@ -189,21 +189,10 @@ def preset_for(preset: str, pairs: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------------------------- models
-def training_seconds(model_dir: Path, elapsed: float) -> float:
-    """Training time of a model: recorded in the model directory when trained, read back when it was reused."""
-    path = model_dir / "domain_finetuning_timing.json"
-    if path.exists():
-        recorded = float(json.loads(path.read_text(encoding="utf-8"))["train_s"])
-        if elapsed < 0.5 * recorded:  # train_preset reused the finished model
-            return recorded
-    atomic_write_text(path, json.dumps({"train_s": elapsed}))
-    return elapsed
-
-
 def train_models(args: argparse.Namespace, sets: dict[str, tuple[pd.DataFrame, str]]) -> list[dict]:
     """Train every (training set, preset, seed); returns one record per model (``base`` first)."""
     from pyterrier_hybrid.models import resolve_model
-    from pyterrier_hybrid.protocol import train_preset
+    from pyterrier_hybrid.protocol import train_preset, training_time
 
     models = []
     if "base" in args.presets:
@@ -217,10 +206,9 @@ def train_models(args: argparse.Namespace, sets: dict[str, tuple[pd.DataFrame, s
                     print(f"{name}: one language only, so {preset} trains as {actual}")
                 label = f"{name} {actual}"
                 stem = f"{name}-{actual}-s{seed}"
-                t0 = time.perf_counter()
                 model_dir = train_preset(actual, pairs, output_dir=args.out / "models" / stem, model=args.model,
                                          budget=args.budget, seed=seed, data_description=description)
-                train_s = training_seconds(Path(model_dir), time.perf_counter() - t0)
+                train_s = training_time(model_dir)
                 print(f"trained {stem} in {train_s:.0f}s")
                 models.append({"label": label, "stem": stem, "set": name, "preset": actual, "seed": seed,
                                "dir": model_dir, "train_s": train_s})
@@ -231,38 +219,23 @@ def train_models(args: argparse.Namespace, sets: dict[str, tuple[pd.DataFrame, s
 def zero_shot(args: argparse.Namespace, models: list[dict], sets: dict) -> object:
     """Evaluate every model on the XQuAD-R slice; writes ``<out>/zero_shot`` like the protocol does."""
     from pyterrier_hybrid.datasets import sample_benchmark
-    from pyterrier_hybrid.plots import delta_heatmap, heatmap, protocol_bars
     from pyterrier_hybrid.protocol import ProtocolResult, evaluate_model, summarise
 
     sample = sample_benchmark("xquad-r", paragraphs=args.paragraphs, max_queries=args.max_queries,
                               seed=args.sample_seed) if (args.paragraphs or args.max_queries) else None
-    out = args.out / "zero_shot"
-    for sub in ("grids", "plots"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
     info = {"model": args.model, "budget": args.budget.describe(), "seeds": args.seeds,
             "train_data": "; ".join(f"{name}: {desc}" for name, (_, desc) in sets.items()) or "none",
             "evaluation": sample.description if sample is not None else "xquad-r (all questions)"}
-    rows, grids = [], {}
-    base_grid = None
+    result = ProtocolResult(pd.DataFrame(), {}, info)
+    rows = []
     for m in models:
         t0 = time.perf_counter()
         grid = evaluate_model(m["encoder"], "xquad-r", name=m["stem"], sample=sample)
         rows.append({"preset": m["label"], "seed": m["seed"], **summarise(grid), "train_s": round(m["train_s"], 1),
                      "eval_s": round(time.perf_counter() - t0, 1)})
-        grids[m["label"], m["seed"]] = grid
-        grid.to_csv(str(out / "grids" / f"{m['stem']}.csv"))
-        heatmap(grid, "AP", path=out / "plots" / f"{m['stem']}_AP.png", title=f"{m['label']} on xquad-r: AP")
-        if m["label"] == "base":
-            base_grid = grid
-        elif base_grid is not None:
-            delta_heatmap(grid, base_grid, "AP", path=out / "plots" / f"{m['stem']}_minus_base_AP.png")
-    result = ProtocolResult(pd.DataFrame(rows), grids, info)
-    atomic_write_text(out / "runs.csv", result.runs.to_csv(index=False))
-    atomic_write_text(out / "summary.csv", result.table().to_csv())
-    atomic_write_text(out / "summary.md", f"Budget: {info['budget']}; train data: {info['train_data']}; "
-                                          f"evaluation: {info['evaluation']}; seeds: {info['seeds']}.\n\n"
-                      + result.to_markdown())
-    protocol_bars(result.table(), path=out / "plots" / "summary.png", title=f"{info['evaluation']} ({info['budget']})")
+        result.grids[m["label"], m["seed"]] = grid
+        result.runs = pd.DataFrame(rows)
+        result.save(args.out / "zero_shot")
     return result
 
 
@@ -322,8 +295,8 @@ def plot_in_domain(table: pd.DataFrame, path: Path, title: str) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title, fontsize="medium")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
 
 
 # --------------------------------------------------------------------------------------------- main

@@ -6,9 +6,10 @@ default), or trains on XQuAD-R and is evaluated on MLQA-R (``xquad-mlqa``; ``bot
 Columns: mean monolingual mAP, mean cross-lingual mAP, pooled multilingual mAP, and the pooled-setting
 language-bias measures (rank distance, same-language preference, PEER), as mean ± sd over ``--seeds``.
 
-CPU-sized by default (≈25 min on 2 cores, one seed): 40 steps at batch 16 per preset, evaluated on a
-slice of XQuAD-R (24 paragraphs with every translation as the pool, 48 question groups asked in all
-11 languages; see :func:`pyterrier_hybrid.datasets.sample_benchmark`). ``--full`` evaluates on every
+CPU-sized by default (one seed; 27 min measured here on 2 CPU cores shared with other jobs): 30 steps at
+batch 16 per preset, evaluated on a slice of XQuAD-R (16 paragraphs with every translation as the pool,
+770 candidates; 32 question groups asked in all 11 languages; see
+:func:`pyterrier_hybrid.datasets.sample_benchmark`). ``--full`` evaluates on every
 question and candidate; with a GPU raise ``--steps``/``--batch-size`` and pass a hub id to ``--model``.
 
     python examples/paper_protocol.py                                  # CPU-sized, offline e5-small

@@ -49,6 +49,7 @@ __all__ = [
     "run_protocol",
     "summarise",
     "train_preset",
+    "training_time",
 ]
 
 # preset name -> (sampler mode, alpha); "base" is the model without fine-tuning.
@@ -116,7 +117,8 @@ def train_preset(preset: str, pairs: pd.DataFrame, *, output_dir: str | Path, mo
 
     A finished run in ``output_dir`` with the same settings and data is reused (its
     ``hybrid_training.json`` is compared), so an interrupted protocol resumes where it stopped.
-    ``"base"`` trains nothing and returns the model's own directory.
+    ``"base"`` trains nothing and returns the model's own directory. The training wall time is recorded
+    in the model directory (:func:`training_time` reads it, also for a reused run).
     """
     from .training import HybridBatchTrainer, describe_pairs
     from .training.trainer import TRAINING_CONFIG
@@ -136,8 +138,20 @@ def train_preset(preset: str, pairs: pd.DataFrame, *, output_dir: str | Path, mo
         same_data = saved.get("data_stats") == json.loads(json.dumps(describe_pairs(pairs), default=str))
         if same_config and same_data and saved.get("global_steps") == budget.steps:
             return str(output_dir)
+    start = time.perf_counter()
     trainer.fit_pairs(pairs, data_description=data_description)
+    with atomic_path(Path(output_dir) / _TIMING) as tmp:
+        tmp.write_text(json.dumps({"train_s": time.perf_counter() - start}), encoding="utf-8")
     return str(output_dir)
+
+
+_TIMING = "protocol_timing.json"
+
+
+def training_time(model_dir: str | Path) -> float:
+    """Seconds :func:`train_preset` spent training the model in ``model_dir`` (NaN if not recorded there)."""
+    path = Path(model_dir) / _TIMING
+    return float(json.loads(path.read_text(encoding="utf-8"))["train_s"]) if path.exists() else math.nan
 
 
 def evaluate_model(model: Any, benchmark: str, *, name: str, sample: BenchmarkSample | None = None,
@@ -242,47 +256,41 @@ class ProtocolResult:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
+    def save(self, out_dir: str | Path) -> None:
+        """Write the tables, grids and plots to ``out_dir``.
+
+        Tables: ``summary.md`` (with the budget line), ``summary.csv``, ``runs.csv``, ``protocol.json``; every
+        grid as ``grids/<model>.csv``; plots in ``plots/`` (AP heatmaps, deltas vs ``base``, summary bars).
+        Grids already written are kept, so it can be called after every model (partial results survive).
+        """
+        from .plots import atomic_write_text, delta_heatmap, heatmap, protocol_bars
+
+        out = Path(out_dir)
+        atomic_write_text(out / "runs.csv", self.runs.to_csv(index=False))
+        atomic_write_text(out / "summary.csv", self.table().to_csv())
+        budget_line = f"Budget: {self.info['budget']}; train data: {self.info['train_data']}; " \
+                      f"evaluation: {self.info['evaluation']}; seeds: {self.info['seeds']}.\n\n"
+        atomic_write_text(out / "summary.md", budget_line + self.to_markdown())
+        with atomic_path(out / "protocol.json") as tmp:
+            tmp.write_text(json.dumps({"info": self.info, "runs": self.runs.to_dict(orient="records")}, indent=2,
+                                      default=str), encoding="utf-8")
+        base = next((grid for (preset, _), grid in self.grids.items() if preset == "base"), None)
+        for (preset, seed), grid in self.grids.items():
+            stem = _grid_stem(preset, seed)
+            if not (out / "grids" / f"{stem}.csv").exists():
+                (out / "grids").mkdir(parents=True, exist_ok=True)
+                grid.to_csv(str(out / "grids" / f"{stem}.csv"))
+                heatmap(grid, "AP", path=out / "plots" / f"{stem}_AP.png", title=f"{stem} on {grid.benchmark}: AP")
+                if base is not None and preset != "base":
+                    delta_heatmap(grid, base, "AP", path=out / "plots" / f"{stem}_minus_base_AP.png")
+        if len(self.runs):
+            protocol_bars(self.table(), path=out / "plots" / "summary.png",
+                          title=f"{self.info['evaluation']} ({self.info['budget']})")
+
 
 def _grid_stem(preset: str, seed: int) -> str:
-    return preset if seed < 0 else f"{preset}-s{seed}"
-
-
-def _write_outputs(result: ProtocolResult, out: Path) -> None:
-    """Tables (markdown, CSV, JSON) and plots; called after every run so partial results survive."""
-    from .plots import atomic_write_text, delta_heatmap, heatmap, protocol_bars
-
-    atomic_write_text(out / "runs.csv", result.runs.to_csv(index=False))
-    atomic_write_text(out / "summary.csv", result.table().to_csv())
-    budget_line = f"Budget: {result.info['budget']}; train data: {result.info['train_data']}; " \
-                  f"evaluation: {result.info['evaluation']}; seeds: {result.info['seeds']}.\n\n"
-    atomic_write_text(out / "summary.md", budget_line + result.to_markdown())
-    with atomic_path(out / "protocol.json") as tmp:
-        tmp.write_text(json.dumps({"info": result.info, "runs": result.runs.to_dict(orient="records")}, indent=2,
-                                  default=str), encoding="utf-8")
-    base = result.grids.get(("base", -1))
-    for (preset, seed), grid in result.grids.items():
-        stem = _grid_stem(preset, seed)
-        if not (out / "grids" / f"{stem}.csv").exists():
-            grid.to_csv(str(out / "grids" / f"{stem}.csv"))
-            heatmap(grid, "AP", path=out / "plots" / f"{stem}_AP.png", title=f"{stem} on {grid.benchmark}: AP")
-            if base is not None and preset != "base":
-                delta_heatmap(grid, base, "AP", path=out / "plots" / f"{stem}_minus_base_AP.png")
-    if len(result.runs):
-        protocol_bars(result.table(), path=out / "plots" / "summary.png",
-                      title=f"{result.info['evaluation']} ({result.info['budget']})")
-
-
-_TIMING = "protocol_timing.json"
-
-
-def _training_seconds(model_dir: Path, elapsed: float) -> float:
-    """Training wall time of a model: recorded when it was trained here, read back when a run is reused."""
-    path = model_dir / _TIMING
-    if path.exists() and elapsed < 0.5 * json.loads(path.read_text(encoding="utf-8"))["train_s"]:
-        return float(json.loads(path.read_text(encoding="utf-8"))["train_s"])  # reused, not retrained
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"train_s": elapsed}), encoding="utf-8")
-    return elapsed
+    """File stem of a model's outputs: ``<preset>-s<seed>`` (``base`` alone), spaces as underscores."""
+    return (preset if seed < 0 else f"{preset}-s{seed}").replace(" ", "_")
 
 
 def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, eval_benchmark: str,
@@ -342,12 +350,11 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
     rows = []
     for preset, seed in tqdm(jobs, desc="protocol", unit="model", disable=not verbose):
         stem = _grid_stem(preset, seed)
-        t0 = time.perf_counter()
         model_dir = train_preset(preset, train_pairs, output_dir=out / "models" / stem, model=model, budget=budget,
                                  seed=max(seed, 0), data_description=train_description,
                                  verbose=verbose) if preset != "base" else resolve_model(model)
+        train_s = training_time(model_dir) if preset != "base" else 0.0
         t1 = time.perf_counter()
-        train_s = _training_seconds(out / "models" / stem, t1 - t0) if preset != "base" else 0.0
         grid = evaluate_model(model_dir, eval_benchmark, name=stem, sample=sample, batch_size=encode_batch_size,
                               cache_dir=cache_dir, verbose=verbose, **dict(grid_options or {}))
         t2 = time.perf_counter()
@@ -355,7 +362,7 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
                      "train_s": round(train_s, 1), "eval_s": round(t2 - t1, 1)})
         result.grids[preset, seed] = grid
         result.runs = pd.DataFrame(rows)
-        _write_outputs(result, out)
+        result.save(out)
         if verbose:
             tqdm.write(f"{stem}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
                                                if isinstance(v, float) and k not in ("train_s", "eval_s"))

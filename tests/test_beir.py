@@ -285,33 +285,3 @@ def test_lareqa_conversion_errors(tmp_path):
         lareqa_dir_to_beir(tmp_path / "src", tmp_path / "out")
     with pytest.raises(ValueError, match=r"no file for language\(s\) \['de'\]"):
         lareqa_dir_to_beir(tmp_path / "src", tmp_path / "out", langs=["de"])
-
-
-# --------------------------------------------------------------------------------------------- the example
-def test_example_help_and_bad_arguments(capsys, tmp_path):
-    example = load_script(ROOT / "examples" / "domain_finetuning.py")
-    with pytest.raises(SystemExit) as exit_info:
-        example.main(["--help"])
-    assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out
-    for argv, message in ([["--corpus", str(tmp_path)], "neither a BEIR folder"],
-                          [["--corpus", str(DATA / "legal_qa_beir"), "--test-split", "dev"], "available splits"],
-                          [["--train-sets", "domain,nope"], "training sets must be"],
-                          [["--test-fraction", "1.5"], "must be a number in (0, 1)"]):
-        with pytest.raises(SystemExit) as exit_info:
-            example.main(argv)
-        assert exit_info.value.code == 2 and message in capsys.readouterr().err
-
-
-@pytest.mark.integration
-def test_example_smoke_on_the_english_beir_folder(lareqa_mirror, tiny_model_dir, tmp_path, capsys):
-    example = load_script(ROOT / "examples" / "domain_finetuning.py")
-    result = example.main(["--smoke", "--model", str(tiny_model_dir), "--out", str(tmp_path),
-                           "--corpus", str(DATA / "legal_qa_beir"), "--train-sets", "domain,generic"])
-    table = result["in_domain"]
-    assert table["name"].tolist() == ["BM25", "base", "domain mono", "generic hybrid-0.5", "RRF(BM25, domain mono)"]
-    assert table[["AP", "nDCG@10", "R@10"]].notna().all().all()
-    assert list(result["zero_shot"].runs["preset"]) == ["base", "domain mono", "generic hybrid-0.5"]
-    assert (tmp_path / "zero_shot" / "summary.md").read_text(encoding="utf-8").startswith("Budget: 2 steps x batch 4")
-    assert (tmp_path / "plots" / "in_domain.png").read_bytes()[:4] == b"\x89PNG"
-    out = capsys.readouterr().out
-    assert "domain: one language only, so hybrid-0.5 trains as mono" in out and "| preset | seeds |" in out

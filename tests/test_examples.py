@@ -12,7 +12,8 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PROTOCOL_EXAMPLES = ["paper_protocol", "unseen_languages", "low_resource_domain_shift"]
-ALL_EXAMPLES = [*PROTOCOL_EXAMPLES, "noise_robustness", "main_job"]
+ALL_EXAMPLES = [*PROTOCOL_EXAMPLES, "domain_finetuning", "noise_robustness", "main_job"]
+DATA = EXAMPLES / "data"
 
 
 def load(name: str):
@@ -40,6 +41,10 @@ def test_help_exits_0(name, capsys):
     ("low_resource_domain_shift", ["--paragraphs", "-1"], "must be >= 0"),
     ("noise_robustness", ["--settings", "mlqa-r/en"], "clean xquad-r entries"),
     ("noise_robustness", ["--dense-presets", "base,base"], "presets repeat"),
+    ("domain_finetuning", ["--corpus", str(EXAMPLES)], "neither a BEIR folder"),
+    ("domain_finetuning", ["--corpus", str(DATA / "legal_qa_beir"), "--test-split", "dev"], "available splits"),
+    ("domain_finetuning", ["--train-sets", "domain,nope"], "training sets must be"),
+    ("domain_finetuning", ["--test-fraction", "1.5"], "must be a number in (0, 1)"),
 ])
 def test_bad_arguments_exit_2(name, argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -96,3 +101,17 @@ def test_noise_robustness_smoke(tiny_model_dir, tmp_path, capsys):
     assert (tmp_path / "models" / "hybrid-0.5-s0" / "hybrid_training.json").exists()
     assert (tmp_path / "robustness_mixed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "trained on clean MLQA-R, 2 steps x batch 4" in (tmp_path / "robustness_mixed.md").read_text()
+
+
+@pytest.mark.integration
+def test_domain_finetuning_smoke_on_the_english_beir_folder(tiny_model_dir, tmp_path, capsys):
+    result = load("domain_finetuning").main(["--smoke", "--model", str(tiny_model_dir), "--out", str(tmp_path),
+                           "--corpus", str(DATA / "legal_qa_beir"), "--train-sets", "domain,generic"])
+    table = result["in_domain"]
+    assert table["name"].tolist() == ["BM25", "base", "domain mono", "generic hybrid-0.5", "RRF(BM25, domain mono)"]
+    assert table[["AP", "nDCG@10", "R@10"]].notna().all().all()
+    assert list(result["zero_shot"].runs["preset"]) == ["base", "domain mono", "generic hybrid-0.5"]
+    assert (tmp_path / "zero_shot" / "summary.md").read_text(encoding="utf-8").startswith("Budget: 2 steps x batch 4")
+    assert (tmp_path / "plots" / "in_domain.png").read_bytes()[:4] == b"\x89PNG"
+    out = capsys.readouterr().out
+    assert "domain: one language only, so hybrid-0.5 trains as mono" in out and "| preset | seeds |" in out
