@@ -9,7 +9,8 @@ batching is compared with it. Besides the protocol's columns the table has the m
 that involve hi, vi or ar (``low_resource_mAP``) and over the others (``other_mAP``);
 ``per_language.md`` and ``plots/per_language.png`` give monolingual and pooled AP per language.
 
-CPU-sized by default (one seed; 4 min measured here on 2 CPU cores with the offline e5-small): presets
+CPU-sized by default (one seed; with the offline e5-small on 2 CPU cores 3.4 min measured here on a
+24-paragraph slice, and 14 min for ``--seeds 0,1,2`` on the default slice beside another job): presets
 base, x-y and hybrid-0.5, 30 steps at batch 16 each, an MLQA-R slice of 60 English paragraphs with their
 translations and up to 120 question groups (MLQA-R is only partly parallel, so a slice holds fewer groups
 than it asks for; the description in ``summary.md`` gives the counts).
