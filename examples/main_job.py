@@ -17,8 +17,9 @@ What it runs (offline: the LAReQA mirror + the offline multilingual-e5-small mat
 Tables (markdown + CSV) and the heatmaps are written to ``--out`` (default ``outputs/main``); stage 4 to
 ``<out>/protocol`` (``summary.md``, ``plots/summary.png``, ``plots/hybrid-0.5-s0_minus_base_AP.png``).
 Cost on 2 CPU cores with a cold vector cache: ~11 min to encode the 13,014 sentences (once; cached in
-``--cache-dir``), plus ~1 min per 1,000 questions; stage 4 adds ~2 s per training step plus ~1.5 min of
-encoding for the trained model. ``--quantize int8`` is faster at cosine ≈0.99.
+``--cache-dir``), plus ~1 min per 1,000 questions; stage 4 adds ~2.5 s per training step (60 steps took
+147 s here beside another job) plus ~1 min of encoding for the trained model. ``--quantize int8`` is faster
+at cosine ≈0.99.
 
     bash scripts/run.sh main                       # defaults
     bash scripts/run.sh main --max-queries 50      # quicker
