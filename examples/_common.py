@@ -27,6 +27,7 @@ __all__ = [
     "budget_from_args",
     "finish_protocol_arguments",
     "lang_list",
+    "parse_protocol_args",
     "per_language",
     "per_language_markdown",
     "plot_per_language",
@@ -125,6 +126,21 @@ def finish_protocol_arguments(p: argparse.ArgumentParser, args: argparse.Namespa
         p.error("--seeds is empty")
     args.budget = budget_from_args(p, args)
     return args
+
+
+def parse_protocol_args(argv: Sequence[str] | None, *, doc: str, presets: Sequence[str],
+                        smoke_presets: Sequence[str], paragraphs: int, max_queries: int, out: str, steps: int = 30,
+                        extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """Parse a protocol example's command line: the shared options (defaults given here), ``extra`` ones
+    (a function adding them to the parser), then ``--full``/``--smoke`` and the budget applied."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    add_protocol_arguments(
+        p, presets=presets, steps=steps, paragraphs=paragraphs, max_queries=max_queries, out=out,
+        presets_help=f"comma list (default: {','.join(presets)}; any hybrid-<alpha> works)",
+        smoke_help=f"a seconds-long wiring check: presets {','.join(smoke_presets)}, 2 steps, a 2-paragraph slice")
+    if extra is not None:
+        extra(p)
+    return finish_protocol_arguments(p, p.parse_args(argv), smoke_presets=smoke_presets)
 
 
 # --------------------------------------------------------------------------------------------- runs

@@ -34,7 +34,7 @@ from pathlib import Path
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_protocol_arguments, finish_protocol_arguments, run_group_example  # noqa: E402
+from _common import parse_protocol_args, run_group_example  # noqa: E402
 
 LOW_RESOURCE = ("hi", "vi", "ar")
 GROUPS = {
@@ -45,12 +45,8 @@ GROUPS = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (``--help``)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    add_protocol_arguments(
-        p, presets=["base", "x-y", "hybrid-0.5"], steps=30, paragraphs=60, max_queries=120,
-        out="outputs/low_resource_domain_shift", presets_help="comma list (default: base,x-y,hybrid-0.5)",
-        smoke_help="a seconds-long wiring check: presets base,x-y, 2 steps, a 2-paragraph slice")
-    return finish_protocol_arguments(p, p.parse_args(argv), smoke_presets=["base", "x-y"])
+    return parse_protocol_args(argv, doc=__doc__, presets=["base", "x-y", "hybrid-0.5"], smoke_presets=["base", "x-y"],
+                               paragraphs=60, max_queries=120, out="outputs/low_resource_domain_shift")
 
 
 def main(argv=None):

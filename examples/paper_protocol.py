@@ -31,21 +31,20 @@ import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 from pyterrier_hybrid.protocol import PAPER_PRESETS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_protocol_arguments, finish_protocol_arguments, report, run_example_protocol  # noqa: E402
+from _common import parse_protocol_args, report, run_example_protocol  # noqa: E402
 
 DIRECTIONS = {"mlqa-xquad": ("mlqa-r", "xquad-r"), "xquad-mlqa": ("xquad-r", "mlqa-r")}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (``--help``)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    add_protocol_arguments(
-        p, presets=PAPER_PRESETS, steps=30, paragraphs=16, max_queries=32, out="outputs/paper_protocol",
-        presets_help=f"comma list (default: {','.join(PAPER_PRESETS)}; any hybrid-<alpha> works)",
-        smoke_help="a seconds-long wiring check: presets base,hybrid-0.5, 2 steps, a 2-paragraph slice")
-    p.add_argument("--direction", choices=[*DIRECTIONS, "both"], default="mlqa-xquad",
-                   help="train-benchmark -> evaluation-benchmark (default: %(default)s)")
-    return finish_protocol_arguments(p, p.parse_args(argv), smoke_presets=["base", "hybrid-0.5"])
+
+    def direction(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--direction", choices=[*DIRECTIONS, "both"], default="mlqa-xquad",
+                       help="train-benchmark -> evaluation-benchmark (default: %(default)s)")
+
+    return parse_protocol_args(argv, doc=__doc__, presets=PAPER_PRESETS, smoke_presets=["base", "hybrid-0.5"],
+                               paragraphs=16, max_queries=32, out="outputs/paper_protocol", extra=direction)
 
 
 def main(argv=None) -> dict:

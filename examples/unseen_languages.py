@@ -31,7 +31,7 @@ import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 from pyterrier_hybrid.languages import MLQA_R_LANGS, XQUAD_R_LANGS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_protocol_arguments, finish_protocol_arguments, run_group_example  # noqa: E402
+from _common import parse_protocol_args, run_group_example  # noqa: E402
 
 SEEN = tuple(lang for lang in XQUAD_R_LANGS if lang in MLQA_R_LANGS)
 UNSEEN = tuple(lang for lang in XQUAD_R_LANGS if lang not in MLQA_R_LANGS)  # el, ru, th, tr
@@ -44,12 +44,9 @@ GROUPS = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (``--help``)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    add_protocol_arguments(
-        p, presets=["base", "x-y", "mono", "hybrid-0.5"], steps=30, paragraphs=24, max_queries=48,
-        out="outputs/unseen_languages", presets_help="comma list (default: base,x-y,mono,hybrid-0.5)",
-        smoke_help="a seconds-long wiring check: presets base,hybrid-0.5, 2 steps, a 2-paragraph slice")
-    return finish_protocol_arguments(p, p.parse_args(argv), smoke_presets=["base", "hybrid-0.5"])
+    return parse_protocol_args(argv, doc=__doc__, presets=["base", "x-y", "mono", "hybrid-0.5"],
+                               smoke_presets=["base", "hybrid-0.5"], paragraphs=24, max_queries=48,
+                               out="outputs/unseen_languages")
 
 
 def main(argv=None):
