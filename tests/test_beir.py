@@ -285,3 +285,11 @@ def test_lareqa_conversion_errors(tmp_path):
         lareqa_dir_to_beir(tmp_path / "src", tmp_path / "out")
     with pytest.raises(ValueError, match=r"no file for language\(s\) \['de'\]"):
         lareqa_dir_to_beir(tmp_path / "src", tmp_path / "out", langs=["de"])
+    qa = {"id": "q1", "question": "Who?", "answers": [{"text": "Anna", "answer_start": 0}]}
+    paragraph = {"context": "Anna did.", "sentences": ["Anna did."], "sentence_breaks": [[0, 9]], "qas": [qa, qa]}
+    (tmp_path / "src" / "en.json").write_text(json.dumps({"data": [{"paragraphs": [paragraph]}]}), encoding="utf-8")
+    with pytest.raises(ValueError, match="question id 'q1' occurs more than once"):
+        lareqa_dir_to_beir(tmp_path / "src", tmp_path / "out")
+    (tmp_path / "src" / "en.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="en.json is not valid JSON"):
+        lareqa_dir_to_beir(tmp_path / "src", tmp_path / "out")

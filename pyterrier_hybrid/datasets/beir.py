@@ -47,6 +47,7 @@ import functools
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from ..languages import ALL_LANGS, ID_SEP, validate_lang
-from .lareqa import lareqa_json_files
+from .lareqa import lareqa_json_files, read_lareqa_json
 
 __all__ = [
     "CORPUS_FILE",
@@ -419,37 +420,6 @@ def write_beir_folder(path: str | os.PathLike, *, corpus: pd.DataFrame, queries:
     return path
 
 
-def _read_lareqa_file(path: Path, lang: str) -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]:
-    """Docs, queries and group -> gold doc id of one LAReQA-style JSON file (ids as in the registered entries)."""
-    from .lareqa import doc_id, gold_sentence, query_id
-
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    docs: list[dict[str, str]] = []
-    queries: list[dict[str, str]] = []
-    gold: dict[str, str] = {}
-    try:
-        paragraph_index = 0
-        for article in raw["data"]:
-            for paragraph in article["paragraphs"]:
-                ids = [doc_id(lang, paragraph_index, s) for s in range(len(paragraph["sentences"]))]
-                docs += [{"docno": d, "text": s, "lang": lang} for d, s in zip(ids, paragraph["sentences"])]
-                for qa in paragraph["qas"]:
-                    index, _ = gold_sentence(paragraph["sentence_breaks"], qa["answers"][0]["answer_start"])
-                    group = str(qa["id"])
-                    if group in gold:
-                        raise ValueError(f"{path}: question id {group!r} occurs more than once")
-                    gold[group] = ids[index]
-                    queries.append({"qid": query_id(lang, group), "query": qa["question"], "lang": lang})
-                paragraph_index += 1
-    except (KeyError, IndexError, TypeError) as e:
-        raise ValueError(f"{path} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' per "
-                         f"paragraph): missing {e}") from None
-    return docs, queries, gold
-
-
 def lareqa_dir_to_beir(src: str | os.PathLike, dst: str | os.PathLike, *, test_fraction: float = 0.3, seed: int = 0,
                        langs: Iterable[str] | None = None, overwrite: bool = False) -> BeirFolder:
     """Write a directory of LAReQA-style ``<lang>.json`` files as a multilingual BEIR folder.
@@ -480,7 +450,10 @@ def lareqa_dir_to_beir(src: str | os.PathLike, dst: str | os.PathLike, *, test_f
     files = lareqa_json_files(src, langs=langs)
     docs, queries, gold = [], [], {}
     for lang, file in files.items():
-        d, q, g = _read_lareqa_file(file, lang)
+        d, q, g = read_lareqa_json(file, lang)
+        counts = Counter(x["group_id"] for x in q)  # a repeated id would merge two questions' judgements
+        if repeated := [group for group, n in counts.items() if n > 1]:
+            raise ValueError(f"{file}: question id {repeated[0]!r} occurs more than once")
         docs += d
         queries += q
         gold[lang] = g

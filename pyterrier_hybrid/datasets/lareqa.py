@@ -175,3 +175,45 @@ def lareqa_json_files(path: str | Path, *, langs: Iterable[str] | None = None,
         raise ValueError(f"{path} holds no <lang>.json files")
     validate_langs(list(files), valid_langs, what=f"language (file name) in {path}")
     return files
+
+
+def read_lareqa_json(path: str | Path, lang: str) -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]:
+    """Parse one LAReQA-style JSON file of a user's own data, with the ids of the registered entries.
+
+    Args:
+        path: the ``<lang>.json`` file (SQuAD v1.1 with ``sentences`` and ``sentence_breaks`` per paragraph).
+        lang: its language.
+
+    Returns:
+        ``(docs, queries, gold)``: every sentence (``docno``, ``text``, ``lang``), every question (``qid``,
+        ``query``, ``lang``, ``group_id`` = the question's ``id``) in file order, and group id -> gold docno
+        (the sentence holding the answer start; a repeated question id keeps its last occurrence).
+
+    Raises:
+        ValueError: not JSON, or not LAReQA-style (the message names what is missing).
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    docs: list[dict[str, str]] = []
+    queries: list[dict[str, str]] = []
+    gold: dict[str, str] = {}
+    try:
+        paragraph_index = 0
+        for article in raw["data"]:
+            for paragraph in article["paragraphs"]:
+                ids = [doc_id(lang, paragraph_index, s) for s in range(len(paragraph["sentences"]))]
+                docs += [{"docno": d, "text": s, "lang": lang} for d, s in zip(ids, paragraph["sentences"])]
+                for qa in paragraph["qas"]:
+                    index, _ = gold_sentence(paragraph["sentence_breaks"], qa["answers"][0]["answer_start"])
+                    group = str(qa["id"])
+                    gold[group] = ids[index]
+                    queries.append({"qid": query_id(lang, group), "query": qa["question"], "lang": lang,
+                                    "group_id": group})
+                paragraph_index += 1
+    except (KeyError, IndexError, TypeError) as e:
+        raise ValueError(f"{path} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' per "
+                         f"paragraph): missing {e}") from None
+    return docs, queries, gold

@@ -22,7 +22,6 @@ LAReQA-style JSON files ``<lang>.json`` (:func:`pairs_from_lareqa_dir`), PyTerri
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -150,27 +149,13 @@ def pairs_from_benchmark(
     return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"benchmark {benchmark!r}")
 
 
-def _read_lareqa_json(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+def _read_lareqa_json(path: Path, lang: str) -> tuple[dict[str, str], dict[str, str]]:
     """Questions and gold answer sentences (both by group id) of one LAReQA-style JSON file."""
-    from ..datasets.lareqa import gold_sentence
+    from ..datasets.lareqa import read_lareqa_json
 
-    with open(path, encoding="utf-8") as f:
-        raw = json.load(f)
-    questions: dict[str, str] = {}
-    answers: dict[str, str] = {}
-    try:
-        for article in raw["data"]:
-            for paragraph in article["paragraphs"]:
-                for qa in paragraph["qas"]:
-                    index, _ = gold_sentence(paragraph["sentence_breaks"], qa["answers"][0]["answer_start"])
-                    questions[qa["id"]] = qa["question"]
-                    answers[qa["id"]] = paragraph["sentences"][index]
-    except (KeyError, IndexError, TypeError) as e:
-        raise ValueError(
-            f"{path} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' per paragraph): "
-            f"missing {e}"
-        ) from None
-    return questions, answers
+    docs, queries, gold = read_lareqa_json(path, lang)
+    text = {d["docno"]: d["text"] for d in docs}
+    return {q["group_id"]: q["query"] for q in queries}, {group: text[docno] for group, docno in gold.items()}
 
 
 def pairs_from_lareqa_dir(
@@ -194,7 +179,7 @@ def pairs_from_lareqa_dir(
 
     path = Path(path)
     files = lareqa_json_files(path, langs=langs, valid_langs=valid_langs)
-    read = {lang: _read_lareqa_json(p) for lang, p in files.items()}
+    read = {lang: _read_lareqa_json(p, lang) for lang, p in files.items()}
     pairs = _parallel_pairs({k: v[0] for k, v in read.items()}, {k: v[1] for k, v in read.items()})
     return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"directory {path}")
 
