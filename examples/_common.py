@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pyterrier_hybrid.datasets import sample_benchmark
+from pyterrier_hybrid.datasets import BenchmarkSample, sample_benchmark
 from pyterrier_hybrid.models import DEFAULT_MODEL
 from pyterrier_hybrid.plots import atomic_write_text
 from pyterrier_hybrid.protocol import Budget, ProtocolResult, SettingFilter, parse_preset, run_protocol
@@ -25,6 +25,7 @@ __all__ = [
     "add_budget_arguments",
     "add_protocol_arguments",
     "budget_from_args",
+    "evaluation_sample",
     "finish_protocol_arguments",
     "lang_list",
     "parse_protocol_args",
@@ -36,6 +37,7 @@ __all__ = [
     "run_example_protocol",
     "run_group_example",
     "seed_list",
+    "set_threads",
     "write_per_language",
 ]
 
@@ -144,16 +146,28 @@ def parse_protocol_args(argv: Sequence[str] | None, *, doc: str, presets: Sequen
 
 
 # --------------------------------------------------------------------------------------------- runs
+def set_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` to torch (torch's own choice when not given)."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def evaluation_sample(args: argparse.Namespace, benchmark: str) -> BenchmarkSample | None:
+    """The slice of ``benchmark`` that ``--paragraphs``/``--max-queries``/``--sample-seed`` ask for (None: all)."""
+    if not (args.paragraphs or args.max_queries):
+        return None
+    return sample_benchmark(benchmark, paragraphs=args.paragraphs, max_queries=args.max_queries,
+                            seed=args.sample_seed)
+
+
 def run_example_protocol(args: argparse.Namespace, *, train_on: str, evaluate_on: str, out: Path,
                          groups: Mapping[str, SettingFilter] | None = None) -> ProtocolResult:
     """:func:`~pyterrier_hybrid.protocol.run_protocol` with the parsed example options: train every preset on
     all of ``train_on`` (every language and pair), evaluate on the slice of ``evaluate_on`` the options ask for."""
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    sample = sample_benchmark(evaluate_on, paragraphs=args.paragraphs, max_queries=args.max_queries,
-                              seed=args.sample_seed) if (args.paragraphs or args.max_queries) else None
+    set_threads(args)
+    sample = evaluation_sample(args, evaluate_on)
     needs_training = any(p != "base" for p in args.presets)
     return run_protocol(
         args.presets, train_pairs=pairs_from_benchmark(train_on) if needs_training else None,

@@ -63,7 +63,7 @@ from pyterrier_hybrid.datasets.beir import BeirFolder, is_beir_folder, lareqa_di
 from pyterrier_hybrid.plots import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_protocol_arguments, finish_protocol_arguments, report  # noqa: E402
+from _common import add_protocol_arguments, evaluation_sample, finish_protocol_arguments, report, set_threads  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPUS = HERE / "data" / "legal_qa_lareqa"
@@ -217,11 +217,9 @@ def train_models(args: argparse.Namespace, sets: dict[str, tuple[pd.DataFrame, s
 # --------------------------------------------------------------------------------------------- zero-shot
 def zero_shot(args: argparse.Namespace, models: list[dict], sets: dict) -> object:
     """Evaluate every model on the XQuAD-R slice; writes ``<out>/zero_shot`` like the protocol does."""
-    from pyterrier_hybrid.datasets import sample_benchmark
     from pyterrier_hybrid.protocol import ProtocolResult, evaluate_model, summarise
 
-    sample = sample_benchmark("xquad-r", paragraphs=args.paragraphs, max_queries=args.max_queries,
-                              seed=args.sample_seed) if (args.paragraphs or args.max_queries) else None
+    sample = evaluation_sample(args, "xquad-r")
     info = {"model": args.model, "budget": args.budget.describe(), "seeds": args.seeds,
             "train_data": "; ".join(f"{name}: {desc}" for name, (_, desc) in sets.items()) or "none",
             "evaluation": sample.description if sample is not None else "xquad-r (all questions)"}
@@ -305,10 +303,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.smoke and not args.threads:
         args.threads = 1  # tiny models on a few cores: thread contention costs more than it gives
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     folder = load_corpus(args)

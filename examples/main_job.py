@@ -46,7 +46,7 @@ from pyterrier_hybrid.index import DenseIndex
 from pyterrier_hybrid.measures import RankDistance, SameLangPref, peer
 from pyterrier_hybrid.models import DEFAULT_MODEL
 from pyterrier_hybrid.plots import atomic_write_text, save_report
-from pyterrier_hybrid.protocol import Budget, run_protocol
+from pyterrier_hybrid.protocol import Budget, ProtocolResult, run_protocol
 from pyterrier_hybrid.training import pairs_from_benchmark
 
 CACHE = Path("~/.cache/pyterrier_hybrid").expanduser()
@@ -121,7 +121,7 @@ def run_setting(qlang, dlang, encoder, dense, bm25, args) -> pd.DataFrame:
     return result
 
 
-def base_vs_hybrid(args: argparse.Namespace) -> None:
+def base_vs_hybrid(args: argparse.Namespace) -> ProtocolResult:
     """Stage 4: base vs hybrid-trained (MLQA-R), zero-shot on an XQuAD-R slice, via the paper protocol."""
     out = args.out / "protocol"
     result = run_protocol(

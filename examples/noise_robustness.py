@@ -61,16 +61,14 @@ def candidates(settings: list[str]) -> tuple[str, list[dict]]:
     return "-".join(dlangs), corpus
 
 
-def bm25_index(settings: list[str], out: Path) -> BM25Index:
-    """One BM25 index over the candidate sentences of all the settings' candidate languages (reused if built)."""
-    name, corpus = candidates(settings)
+def bm25_index(name: str, corpus: list[dict], out: Path) -> BM25Index:
+    """One BM25 index over the candidates (:func:`candidates`) of all the settings (reused if built)."""
     path = out / f"bm25.{name}"
     return BM25Index(path) if (path / "manifest.json").is_file() else BM25Index.build(corpus, path)
 
 
-def dense_index(settings: list[str], out: Path, encoder: BiEncoder, system: str) -> DenseIndex:
+def dense_index(name: str, corpus: list[dict], out: Path, encoder: BiEncoder, system: str) -> DenseIndex:
     """One dense index per system over the same candidates (reused if built)."""
-    name, corpus = candidates(settings)
     index = DenseIndex(out / f"dense.{system}.{name}")
     if not index.built():
         index.indexer(encoder).index(corpus)
@@ -158,10 +156,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    bm25 = bm25_index(args.settings, args.out)
+    corpus_name, corpus = candidates(args.settings)
+    bm25 = bm25_index(corpus_name, corpus, args.out)
     encoders = {name: BiEncoder(path, cache_dir=args.cache_dir, batch_size=64)
                 for name, path in dense_models(args, args.budget).items()}
-    dense = {name: dense_index(args.settings, args.out, encoder, name) for name, encoder in encoders.items()}
+    dense = {system: dense_index(corpus_name, corpus, args.out, encoder, system)
+             for system, encoder in encoders.items()}
     print(f"models and indexes ready in {time.time() - started:.0f}s", flush=True)
 
     rows = []

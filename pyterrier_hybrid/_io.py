@@ -39,4 +39,3 @@ def atomic_path(dest: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
