@@ -254,8 +254,9 @@ def test_ddp_two_cpu_processes(tmp_path):
     env = {**os.environ, "DDP_DEMO_OUT": str(tmp_path)}
     if shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists():
         pytest.skip("torchrun not found")
+    # The timeout only guards against a hung rendezvous; it is far above any run time, so load never fails it.
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ddp_demo.sh")], env=env, capture_output=True, text=True, timeout=290
+        ["bash", str(ROOT / "scripts" / "ddp_demo.sh")], env=env, capture_output=True, text=True, timeout=3600
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "ddp_report.json").read_text())
