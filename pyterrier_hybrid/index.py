@@ -6,13 +6,19 @@ retriever also works on it; this module adds what FlexIndex lacks:
 - ``manifest.json``: the encoder's :meth:`~pyterrier_hybrid.encoding.BiEncoder.manifest` (model, dimension,
   pooling, normalisation, prompts, weight fingerprint), the document count, and the docid range of each language.
   Documents are stored grouped by language, so a language is a contiguous docid range.
-- :meth:`DenseIndex.retriever` with ``langs=``: FAISS search (exact ``IndexFlatIP`` by default; HNSW or IVF built
-  and cached by FlexIndex) restricted with a FAISS ID selector to those languages' ranges. Exact search over the
+- :meth:`DenseIndex.retriever` with ``langs=``: exact FAISS search (``IndexFlatIP``) restricted with a FAISS ID
+  selector to those languages' ranges, or approximate search (HNSW, IVF, IVF-PQ) over one sub-index per language
+  (:mod:`pyterrier_hybrid.ann`). Exact search over the
   pooled index restricted to language L returns the same documents and scores as an index of L alone, so the
   monolingual and cross-lingual settings are all answered from one index.
 - a refusal (:class:`EncoderMismatchError`) when the query encoder differs from the indexing encoder.
-- atomic builds (written to a temporary directory, then renamed) and :meth:`DenseIndex.merge` of shard indexes
-  built separately (e.g. one per process or machine).
+- checked inputs: docnos must be unique non-empty strings, texts must be strings (the package's missing-text
+  policy, checked before anything is encoded), vectors and scores must be finite.
+- whole-folder builds: the index is written in a temporary sibling folder and swapped in whole
+  (:func:`pyterrier_hybrid._io.atomic_dir`), so the path holds the complete old or the complete new index at
+  every instant, even when a build is killed. Only a folder written by this module is ever replaced.
+- an integrity check when an index is opened (manifest against the files), raising :class:`CorruptIndexError`.
+- :meth:`DenseIndex.merge` of shard indexes built separately (e.g. one per process or machine).
 
 Example::
 
@@ -26,11 +32,12 @@ Example::
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,18 +45,60 @@ import pyterrier as pt
 import pyterrier_alpha as pta
 from pyterrier_dr import FlexIndex
 
+from . import _io
+from ._checks import check_finite, check_texts
+from .ann import APPROXIMATE, AnnSearch, LanguagePartitions
 from .languages import lang_of_id
 
-__all__ = ["DenseIndex", "DenseIndexer", "DenseRetriever", "EncoderMismatchError"]
+__all__ = ["CorruptIndexError", "DenseIndex", "DenseIndexer", "DenseRetriever", "EncoderMismatchError"]
 
 MANIFEST = "manifest.json"
 FORMAT = "pyterrier_hybrid.dense/1"
 # Manifest fields that must agree between the indexing and the query encoder.
 _MUST_MATCH = ("model", "dim", "pooling", "normalize", "query_prompt", "doc_prompt", "fingerprint")
+_METHODS = ("flat", "hnsw", "ivf", "ivfpq")
+_MERGE_STEP = 65536  # vectors copied per step when merging shards
+_QUERY_BATCH = 256  # queries per FAISS call
 
 
 class EncoderMismatchError(ValueError):
     """Queries were encoded by a different encoder (or settings) than the indexed documents."""
+
+
+class CorruptIndexError(ValueError):
+    """The files of an index disagree with its manifest (truncated, edited or partly deleted)."""
+
+
+def _positive_int(value: Any, name: str) -> int:
+    """``value`` as an int if it is an integer >= 1 (bools and floats such as 2.5 are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 1, not {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, not {value!r}")
+    return int(value)
+
+
+def _owned(path: Path) -> bool:
+    """Whether the folder at ``path`` was written by this module, so that ``overwrite=True`` may replace it.
+
+    The manifest names the format in its first line; a manifest too damaged for that still counts when the
+    folder is otherwise this module's FlexIndex (``pt_meta.json`` of a dense flex index), so that a corrupt
+    index can be rebuilt in place.
+    """
+    try:
+        if FORMAT.encode() in (path / MANIFEST).read_bytes()[:4096]:
+            return True
+        meta = json.loads((path / "pt_meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("type") == "dense_index" and meta.get("format") == "flex"
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    """Raise before any work unless a dense index may be written at ``path``."""
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
+    _io.check_replaceable(path, overwrite=overwrite, owned=_owned, what="dense index")
 
 
 class DenseIndex:
@@ -72,6 +121,9 @@ class DenseIndex:
 
     def built(self) -> bool:
         """Whether a complete index exists at ``path``."""
+        if not self.path.exists():
+            # A build killed between the two renames of a non-atomic swap leaves the old index aside: restore it.
+            _io.recover_dir(self.path)
         return (self.path / MANIFEST).is_file()
 
     def _require_built(self) -> None:
@@ -79,21 +131,94 @@ class DenseIndex:
             raise FileNotFoundError(f"no dense index at {self.path} (missing {MANIFEST}); build it with "
                                     f"DenseIndex(path).indexer(encoder).index(docs)")
 
+    def _reset(self) -> None:
+        """Forget what was read from disk (after a rebuild)."""
+        self._flex = self._manifest = None
+        self._faiss.clear()
+
     @property
     def manifest(self) -> dict[str, Any]:
-        """The manifest: ``encoder`` (the encoder's manifest), ``count``, ``dim``, ``langs`` ({lang: [start, stop]})."""
+        """The manifest: ``encoder`` (the encoder's manifest), ``count``, ``dim``, ``langs`` ({lang: [start, stop]}).
+
+        Read and checked against the index files on first use (:class:`CorruptIndexError`).
+        """
         if self._manifest is None:
             self._require_built()
-            self._manifest = json.loads((self.path / MANIFEST).read_text())
-            if self._manifest.get("format") != FORMAT:
-                raise ValueError(f"{self.path}: unsupported index format {self._manifest.get('format')!r}")
+            self._manifest = self._read_manifest()
         return self._manifest
+
+    def _corrupt(self, problem: str) -> CorruptIndexError:
+        return CorruptIndexError(
+            f"{problem}: the dense index at {self.path} is truncated or corrupt; rebuild it with "
+            f"DenseIndex({str(self.path)!r}).indexer(encoder, overwrite=True).index(docs)")
+
+    def _read_manifest(self) -> dict[str, Any]:
+        """Read ``manifest.json`` and check it against ``vecs.f4``, ``pt_meta.json`` and ``docnos.npids``."""
+        file = self.path / MANIFEST
+        try:
+            m = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise self._corrupt(f"{file} is not valid JSON ({' '.join(str(e).split())})") from None
+        if not isinstance(m, dict):
+            raise self._corrupt(f"{file} holds a {type(m).__name__}, not an object")
+        if m.get("format") != FORMAT:
+            raise ValueError(f"{self.path}: unsupported index format {m.get('format')!r} (this version reads "
+                             f"{FORMAT!r}); rebuild the index with this version")
+        count, dim, langs = m.get("count"), m.get("dim"), m.get("langs")
+        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
+            raise self._corrupt(f"{file} gives count {count!r}, not an int >= 0")
+        if not (isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1):
+            raise self._corrupt(f"{file} gives dim {dim!r}, not an int >= 1")
+        if not isinstance(m.get("encoder"), dict):
+            raise self._corrupt(f"{file} has no encoder manifest")
+        self._check_ranges(file, langs, count)
+        vecs = self.path / "vecs.f4"
+        if not vecs.is_file():
+            raise self._corrupt(f"{vecs} is missing")
+        if vecs.stat().st_size != count * dim * 4:
+            raise self._corrupt(f"{vecs} holds {vecs.stat().st_size} bytes but {file} gives {count} vectors of "
+                                f"dimension {dim} ({count * dim * 4} bytes)")
+        meta_file = self.path / "pt_meta.json"
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise self._corrupt(f"{meta_file} is missing or unreadable ({' '.join(str(e).split())})") from None
+        if not isinstance(meta, dict) or (meta.get("doc_count"), meta.get("vec_size")) != (count, dim):
+            raise self._corrupt(f"{meta_file} disagrees with {file} (count {count}, dim {dim})")
+        if count:
+            from npids import Lookup
+
+            npids = self.path / "docnos.npids"
+            try:
+                with Lookup(npids) as lookup:
+                    n_docnos = len(lookup)
+            except Exception as e:  # noqa: BLE001 - npids raises anything on a damaged file
+                raise self._corrupt(f"{npids} is missing or unreadable ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())})") from None
+            if n_docnos != count:
+                raise self._corrupt(f"{npids} holds {n_docnos} docnos but {file} gives count {count}")
+        return m
+
+    def _check_ranges(self, file: Path, langs: Any, count: int) -> None:
+        """Language ranges must be sorted, contiguous, non-overlapping and cover ``[0, count)``."""
+        if not isinstance(langs, dict):
+            raise self._corrupt(f"{file} has no language ranges")
+        stop = 0
+        for lang, bounds in sorted(langs.items(), key=lambda kv: kv[1] if isinstance(kv[1], list) else []):
+            ok = (isinstance(bounds, list) and len(bounds) == 2
+                  and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds))
+            if not ok or bounds[0] != stop or bounds[1] < bounds[0]:
+                raise self._corrupt(f"{file} gives language {lang!r} the docid range {bounds!r}; ranges must be "
+                                    f"contiguous, non-overlapping and cover [0, {count})")
+            stop = bounds[1]
+        if stop != count:
+            raise self._corrupt(f"{file}: the language ranges cover [0, {stop}) but count is {count}")
 
     @property
     def flex(self) -> FlexIndex:
         """The underlying :class:`pyterrier_dr.FlexIndex` (vectors and docnos)."""
         if self._flex is None:
-            self._require_built()
+            self.manifest  # noqa: B018 - checks the files before FlexIndex maps them
             self._flex = FlexIndex(str(self.path), verbose=self.verbose)
         return self._flex
 
@@ -107,6 +232,8 @@ class DenseIndex:
 
     def vectors(self) -> np.ndarray:
         """All document vectors (memory-mapped), in docid order."""
+        if len(self) == 0:
+            return np.zeros((0, self.manifest["dim"]), dtype=np.float32)
         return self.flex.np_vecs()
 
     def docnos(self) -> np.ndarray:
@@ -141,15 +268,27 @@ class DenseIndex:
         Args:
             encoder: The :class:`~pyterrier_hybrid.encoding.BiEncoder` (its manifest is recorded; it encodes
                 ``text`` unless the input already has ``doc_vec``).
-            overwrite: Replace an existing index.
+            overwrite: Replace an existing index (only a folder holding a dense index is ever replaced).
             chunk_size: Documents encoded per step.
+
+        Raises:
+            FileExistsError: the path exists and ``overwrite`` is False, or it holds something else than a
+                dense index (checked here, before any document is encoded, and again when indexing starts).
         """
         return DenseIndexer(self, encoder, overwrite=overwrite, chunk_size=chunk_size)
 
     @classmethod
     def merge(cls, path: str | os.PathLike, shards: Sequence[DenseIndex | str | os.PathLike], *,
               overwrite: bool = False, verbose: bool = False) -> DenseIndex:
-        """Build one index at ``path`` from shard indexes built separately with the same encoder."""
+        """Build one index at ``path`` from shard indexes built separately with the same encoder.
+
+        Raises:
+            ValueError: a docno occurs in two shards (or a shard is listed twice).
+            EncoderMismatchError: the shards were built with different encoders.
+        """
+        if isinstance(shards, (str, os.PathLike, DenseIndex)) or not isinstance(shards, Iterable):
+            raise TypeError(f"shards must be a list of DenseIndex objects or paths, not {type(shards).__name__} "
+                            f"{shards!r}")
         shards = [s if isinstance(s, DenseIndex) else DenseIndex(s) for s in shards]
         if not shards:
             raise ValueError("merge needs at least one shard")
@@ -157,19 +296,29 @@ class DenseIndex:
         for shard in shards[1:]:
             shard.check_encoder(first)
         out = cls(path, verbose=verbose)
-        with _Writer(out, first, overwrite=overwrite) as writer:
-            for shard in shards:
-                vecs, docnos, langs = shard.vectors(), shard.docnos(), shard.doc_langs()
-                for start in range(0, len(shard), 65536):
-                    sl = slice(start, start + 65536)
-                    writer.add(docnos[sl], langs[sl], np.asarray(vecs[sl]))
+        _check_target(out.path, overwrite)
+        with _io.atomic_dir(out.path, overwrite=overwrite, owned=_owned, what="dense index") as folder:
+            writer = _Writer(folder, first)
+            try:
+                for shard in shards:
+                    vecs, docnos, langs = shard.vectors(), shard.docnos(), shard.doc_langs()
+                    for start in range(0, len(shard), _MERGE_STEP):
+                        sl = slice(start, start + _MERGE_STEP)
+                        writer.claim(docnos[sl].tolist(), where=f" (shard {shard.path})")
+                        writer.add(docnos[sl].tolist(), langs[sl].tolist(), np.asarray(vecs[sl]),
+                                   hint=f"shard {shard.path} is corrupt; rebuild it")
+                writer.finish()
+            finally:
+                writer.close()
+        out._reset()
         return out
 
     # ------------------------------------------------------------------------------------------- retrieval
     def retriever(self, encoder: Any | None = None, *, langs: Sequence[str] | str | None = None,
-                  num_results: int = 1000, method: Literal["flat", "hnsw", "ivf"] = "flat",
+                  num_results: int = 1000, method: Literal["flat", "hnsw", "ivf", "ivfpq"] = "flat",
                   neighbours: int = 32, ef_construction: int = 40, ef_search: int = 128,
-                  n_list: int | None = None, n_probe: int = 16, drop_query_vec: bool = False) -> pt.Transformer:
+                  n_list: int | None = None, n_probe: int = 16, pq_m: int | None = None, refine: int = 4,
+                  drop_query_vec: bool = False) -> pt.Transformer:
         """A retriever over this index, optionally restricted to some document languages.
 
         Args:
@@ -177,21 +326,25 @@ class DenseIndex:
                 against the index manifest first (:class:`EncoderMismatchError`). Without it, the input must
                 already have ``query_vec``.
             langs: Document languages to search (e.g. ``["de"]`` for the ``en-de`` setting); ``None``: all.
-            num_results: Results per query.
-            method: ``"flat"`` (exact, default), ``"hnsw"`` or ``"ivf"`` (approximate; graph/clusters built by
-                FlexIndex and cached in the index directory).
+            num_results: Results per query (an int >= 1).
+            method: ``"flat"`` (exact, default; the language filter is a FAISS ID selector), or ``"hnsw"``,
+                ``"ivf"``, ``"ivfpq"`` (approximate: one sub-index per language, built on first use and cached in
+                the index directory, memory-mapped; a filter searches only its languages' sub-indexes, see
+                :mod:`pyterrier_hybrid.ann`).
             neighbours: HNSW graph degree.
             ef_construction: HNSW build-time beam.
             ef_search: HNSW search beam (at least ``num_results``).
-            n_list: IVF clusters (default: FlexIndex's ~sqrt(count)).
-            n_probe: IVF clusters searched per query.
+            n_list: IVF / IVF-PQ lists per language (default ``4·√n`` for a language of ``n`` documents).
+            n_probe: IVF / IVF-PQ lists searched per query in each language.
+            pq_m: IVF-PQ bytes per vector (sub-quantizers; must divide the dimension; default ``dim / 8``).
+            refine: IVF-PQ re-scores the ``refine × num_results`` best candidates of each language exactly.
             drop_query_vec: Drop ``query_vec`` from the output.
         """
-        if encoder is not None:
-            self.check_encoder(encoder)
         retr = DenseRetriever(self, langs=langs, num_results=num_results, method=method, neighbours=neighbours,
                               ef_construction=ef_construction, ef_search=ef_search, n_list=n_list,
-                              n_probe=n_probe, drop_query_vec=drop_query_vec)
+                              n_probe=n_probe, pq_m=pq_m, refine=refine, drop_query_vec=drop_query_vec)
+        if encoder is not None:
+            self.check_encoder(encoder)
         return encoder.query_encoder() >> retr if encoder is not None else retr
 
     def _faiss_index(self, method: str, neighbours: int, ef_construction: int, n_list: int | None) -> Any:
@@ -200,97 +353,92 @@ class DenseIndex:
             flex = self.flex
             if method == "flat":
                 self._faiss[key] = flex.faiss_flat_retriever().faiss_index
-            elif method == "hnsw":
-                self._faiss[key] = flex.faiss_hnsw_retriever(neighbours, ef_construction=ef_construction).faiss_index
-            elif method == "ivf":
-                self._faiss[key] = flex.faiss_ivf_retriever(n_list=n_list).faiss_index
-            else:
-                raise ValueError(f"method must be 'flat', 'hnsw' or 'ivf', not {method!r}")
+            else:  # searched like a FAISS index, with AnnSearch parameters (DenseRetriever._params)
+                self._faiss[key] = LanguagePartitions(self, method, neighbours=neighbours,
+                                                      ef_construction=ef_construction, n_list=n_list)
         return self._faiss[key]
 
 
 class _Writer:
-    """Collects (docno, lang, vector) rows in per-language spill files, then writes the index atomically."""
+    """Collects (docno, lang, vector) rows in per-language spill files inside the temporary index folder.
 
-    def __init__(self, index: DenseIndex, encoder_manifest: dict[str, Any], *, overwrite: bool):
-        self.index = index
+    :meth:`finish` writes the FlexIndex files grouped by language and the manifest (last). The caller owns the
+    folder (:func:`pyterrier_hybrid._io.atomic_dir` swaps it in, or removes it with the spill files on failure).
+    """
+
+    def __init__(self, folder: Path, encoder_manifest: dict[str, Any]):
+        self.folder = folder
         self.encoder_manifest = dict(encoder_manifest)
-        self.overwrite = overwrite
-        self.dim = int(encoder_manifest["dim"])
-        if index.path.exists() and not overwrite:
-            raise FileExistsError(f"{index.path} already exists; pass overwrite=True to replace it")
-        self.tmp = index.path.with_name(f".{index.path.name}.tmp-{os.getpid()}")
-        self.parts: dict[str, tuple[Any, list[str]]] = {}
+        self.dim = _positive_int(self.encoder_manifest.get("dim"), "the encoder manifest's dim")
+        self.parts: dict[str, tuple[BinaryIO, list[str]]] = {}
+        self.seen: set[str] = set()
+        (folder / "parts").mkdir()
 
-    def __enter__(self) -> _Writer:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        (self.tmp / "parts").mkdir(parents=True)
-        return self
+    def claim(self, docnos: list[str], *, where: str = "") -> None:
+        """Record ``docnos`` as indexed; raise if one was seen before (call before encoding their texts)."""
+        _claim(self.seen, docnos, where=where)
 
-    def add(self, docnos: Sequence[str], langs: Sequence[str], vecs: np.ndarray) -> None:
+    def add(self, docnos: list[str], langs: list[str], vecs: np.ndarray, *, hint: str) -> None:
+        """Append claimed documents and their vectors (``hint``: the likely cause of non-finite vectors)."""
         vecs = np.asarray(vecs, dtype=np.float32)
-        if vecs.ndim != 2 or vecs.shape[1] != self.dim:
-            raise ValueError(f"document vectors have shape {vecs.shape}; the encoder's dimension is {self.dim}")
-        langs = np.asarray(langs, dtype=object)
+        if vecs.shape != (len(docnos), self.dim):
+            raise ValueError(f"document vectors have shape {vecs.shape}; expected ({len(docnos)}, {self.dim}) "
+                             f"(one vector of the encoder's dimension per document)")
+        check_finite(vecs, what="document vectors", ids=docnos, id_name="docno", hint=hint)
+        langs_arr = np.asarray(langs, dtype=object)
+        docnos_arr = np.asarray(docnos, dtype=object)
         for lang in dict.fromkeys(langs):
-            if lang not in self.parts:
-                self.parts[lang] = (open(self.tmp / "parts" / f"{lang}.f4", "wb"), [])
+            if lang not in self.parts:  # numbered files: a language code is never used as a file name
+                self.parts[lang] = (open(self.folder / "parts" / f"{len(self.parts)}.f4", "wb"), [])
             f, names = self.parts[lang]
-            rows = langs == lang
+            rows = langs_arr == lang
             f.write(np.ascontiguousarray(vecs[rows]).tobytes())
-            names.extend(str(d) for d in np.asarray(docnos, dtype=object)[rows])
+            names.extend(docnos_arr[rows].tolist())
 
-    def _records(self) -> Iterator[dict[str, Any]]:
-        for lang in sorted(self.parts):
-            _, names = self.parts[lang]
-            vecs = np.fromfile(self.tmp / "parts" / f"{lang}.f4", dtype=np.float32).reshape(-1, self.dim)
-            for docno, vec in zip(names, vecs):
-                yield {"docno": docno, "doc_vec": vec}
+    def close(self) -> None:
+        """Close the spill files (idempotent)."""
+        for f, _ in self.parts.values():
+            f.close()
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is not None:
-                return
-            for f, _ in self.parts.values():
-                f.close()
-            ranges, start = {}, 0
-            for lang in sorted(self.parts):
-                ranges[lang] = [start, start + len(self.parts[lang][1])]
-                start += len(self.parts[lang][1])
-            flex_dir = self.tmp / "index"
-            if start:
-                FlexIndex(str(flex_dir), verbose=self.index.verbose).indexer().index(self._records())
-            else:  # FlexIndex (npids) cannot write an empty index; an empty one is never searched anyway
-                flex_dir.mkdir()
-                (flex_dir / "vecs.f4").write_bytes(b"")
-                (flex_dir / "pt_meta.json").write_text(json.dumps(
-                    {"type": "dense_index", "format": "flex", "vec_size": self.dim, "doc_count": 0}))
-            (flex_dir / MANIFEST).write_text(json.dumps({
-                "format": FORMAT, "encoder": self.encoder_manifest, "count": start, "dim": self.dim,
-                "metric": "inner_product", "langs": ranges}, indent=2) + "\n")
-            path = self.index.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists():  # overwrite: move the old index aside, swap the new one in
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                path.rename(old)
-                shutil.rmtree(old, ignore_errors=True)
-            flex_dir.rename(path)
-            self.index._flex = self.index._manifest = None
-            self.index._faiss.clear()
-        finally:
-            for f, _ in self.parts.values():
-                f.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    def finish(self) -> None:
+        """Write ``vecs.f4``, ``docnos.npids``, ``pt_meta.json`` and then ``manifest.json``; drop the spill files."""
+        from npids import Lookup
+
+        self.close()
+        ranges, start = {}, 0
+        order = sorted(self.parts)
+        with open(self.folder / "vecs.f4", "wb") as out:
+            for lang in order:
+                f, names = self.parts[lang]
+                ranges[lang] = [start, start + len(names)]
+                start += len(names)
+                with open(f.name, "rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 22)
+        if start:  # npids cannot write an empty lookup; an empty index is never searched anyway
+            with Lookup.builder(self.folder / "docnos.npids") as builder:
+                for lang in order:
+                    for docno in self.parts[lang][1]:
+                        builder.add(docno)
+        shutil.rmtree(self.folder / "parts")
+        (self.folder / "pt_meta.json").write_text(json.dumps(
+            {"type": "dense_index", "format": "flex", "vec_size": self.dim, "doc_count": start}), encoding="utf-8")
+        (self.folder / MANIFEST).write_text(json.dumps({
+            "format": FORMAT, "encoder": self.encoder_manifest, "count": start, "dim": self.dim,
+            "metric": "inner_product", "langs": ranges}, indent=2) + "\n", encoding="utf-8")
 
 
 class DenseIndexer(pt.Indexer):
     """Encodes documents and writes a :class:`DenseIndex` (use :meth:`DenseIndex.indexer`)."""
 
     def __init__(self, index: DenseIndex, encoder: Any, *, overwrite: bool = False, chunk_size: int = 4096):
+        if not hasattr(encoder, "manifest"):
+            raise TypeError(f"encoder must be a BiEncoder (something with manifest() and encode_docs()), not "
+                            f"{type(encoder).__name__}")
         self._index = index
         self.encoder = encoder
+        self.chunk_size = _positive_int(chunk_size, "chunk_size")
+        _check_target(index.path, overwrite)  # fail now, not after the documents were encoded
         self.overwrite = overwrite
-        self.chunk_size = chunk_size
 
     def __repr__(self) -> str:
         return f"{self._index!r}.indexer({self.encoder!r})"
@@ -302,60 +450,179 @@ class DenseIndexer(pt.Indexer):
         """Index documents: a frame or iterable of dicts with ``docno`` and ``text`` (or ``doc_vec``).
 
         The language of each document is its ``lang`` field, else the prefix of its docno
-        (:func:`pyterrier_hybrid.lang_of_id`).
+        (:func:`pyterrier_hybrid.lang_of_id`). Docnos must be unique non-empty strings and texts strings
+        (see :mod:`pyterrier_hybrid._checks`); a frame is checked whole before any text is encoded, an iterable
+        chunk by chunk. Nothing is written to ``path`` unless every document was indexed.
+
+        Raises:
+            ValueError: a bad docno, language, text or vector (the message names the document), or a
+                duplicate docno.
+            NonFiniteError: a document vector is NaN or infinite.
+            FileExistsError: see :meth:`DenseIndex.indexer`.
         """
-        chunks = _chunks(inp, self.chunk_size)
-        with _Writer(self._index, self.encoder.manifest(), overwrite=self.overwrite) as writer:
-            for chunk in chunks:
-                if "doc_vec" not in chunk.columns:
-                    pta.validate.columns(chunk, includes=["docno", "text"])
-                    vecs = self.encoder.encode_docs(chunk["text"].tolist())
-                else:
-                    pta.validate.columns(chunk, includes=["docno", "doc_vec"])
-                    vecs = np.stack(chunk["doc_vec"].tolist())
-                langs = chunk["lang"] if "lang" in chunk.columns else chunk["docno"].map(lang_of_id)
-                writer.add(chunk["docno"].tolist(), langs.tolist(), vecs)
+        if isinstance(inp, (str, bytes, os.PathLike)):
+            raise TypeError(f"index() takes a DataFrame or an iterable of dicts with docno and text, not "
+                            f"{type(inp).__name__} {inp!r}")
+        if isinstance(inp, pd.DataFrame):
+            _check_columns(inp)
+            frame_seen: set[str] = set()
+            for offset, chunk in _chunks(inp, self.chunk_size):  # the whole frame, before any encoding
+                docnos = _check_chunk(chunk, offset)
+                _claim(frame_seen, docnos)
+        path = self._index.path
+        _check_target(path, self.overwrite)
+        with _io.atomic_dir(path, overwrite=self.overwrite, owned=_owned, what="dense index") as folder:
+            writer = _Writer(folder, self.encoder.manifest())
+            try:
+                for offset, chunk in _chunks(inp, self.chunk_size):
+                    docnos = _check_chunk(chunk, offset)
+                    langs = _chunk_langs(chunk, docnos)
+                    writer.claim(docnos)
+                    if "doc_vec" in chunk.columns:
+                        vecs = _as_vectors(chunk["doc_vec"].tolist(), docnos, "docno", "doc_vec", writer.dim)
+                        hint = "the doc_vec input holds them; fix or drop those documents"
+                    else:
+                        vecs = self.encoder.encode_docs(chunk["text"].tolist())
+                        hint = ("the encoder outputs NaN or infinity for these texts; check the model (e.g. a "
+                                "diverged training run or a float16 overflow)")
+                    writer.add(docnos, langs, vecs, hint=hint)
+                writer.finish()
+            finally:
+                writer.close()
+        self._index._reset()
         return self._index
 
 
-def _chunks(inp: pd.DataFrame | Iterable[dict[str, Any]], size: int) -> Iterator[pd.DataFrame]:
+def _check_columns(frame: pd.DataFrame) -> None:
+    """Columns of an input frame (an empty frame without columns is an empty corpus)."""
+    if frame.empty and len(frame.columns) == 0:
+        return
+    if "doc_vec" in frame.columns:
+        pta.validate.columns(frame, includes=["docno", "doc_vec"])
+    else:
+        pta.validate.columns(frame, includes=["docno", "text"])
+
+
+def _check_chunk(chunk: pd.DataFrame, offset: int) -> list[str]:
+    """Check a chunk's columns, docnos, languages and texts (before its texts are encoded); return the docnos."""
+    _check_columns(chunk)
+    docnos = check_texts(chunk["docno"].tolist(), list(range(offset, offset + len(chunk))), column="docno")
+    empty = next((offset + i for i, d in enumerate(docnos) if not d), None)
+    if empty is not None:
+        raise ValueError(f"'docno' of row {empty} is an empty string; every docno must be a non-empty str")
+    _chunk_langs(chunk, docnos)
+    if "doc_vec" not in chunk.columns:
+        check_texts(chunk["text"].tolist(), docnos, column="text", id_name="docno")
+    return docnos
+
+
+def _chunk_langs(chunk: pd.DataFrame, docnos: list[str]) -> list[str]:
+    """The language of each document: its ``lang`` field, else its docno's prefix."""
+    if "lang" in chunk.columns:
+        langs = check_texts(chunk["lang"].tolist(), docnos, column="lang", id_name="docno")
+        empty = next((d for d, lang in zip(docnos, langs) if not lang), None)
+        if empty is not None:
+            raise ValueError(f"'lang' of docno {empty!r} is an empty string; give every document a language code")
+        return langs
+    langs = []
+    for docno in docnos:
+        try:
+            langs.append(lang_of_id(docno))
+        except ValueError:
+            raise ValueError(f"docno {docno!r} carries no language prefix (like 'en_0001'); add a 'lang' column "
+                             "to the input") from None
+    return langs
+
+
+def _claim(seen: set[str], docnos: list[str], *, where: str = "") -> None:
+    """Add ``docnos`` to ``seen``; raise naming the first docno that repeats (within ``docnos`` or one in ``seen``)."""
+    index = pd.Index(docnos)
+    dup = next(iter(index[index.duplicated()]), None)
+    if dup is None:
+        dup = next((d for d in docnos if d in seen), None)
+    if dup is not None:
+        raise ValueError(f"docno {dup!r} occurs more than once{where}; docnos must be unique (a ranking would list "
+                         f"the document twice): drop the duplicates first, e.g. frame.drop_duplicates('docno')")
+    seen.update(docnos)
+
+
+def _as_vectors(cells: list[Any], ids: list[Any], id_name: str, column: str, dim: int) -> np.ndarray:
+    """Stack per-row vectors into a float32 ``(n, dim)`` array, naming the first row that is not a vector."""
+    for key, cell in zip(ids, cells):
+        arr = None if cell is None else np.asarray(cell)
+        if arr is None or arr.dtype.kind not in "fiu" or arr.ndim != 1:
+            shown = f"{type(cell).__name__} {cell!r}"[:80]
+            raise ValueError(f"{column!r} of {id_name} {key!r} is {shown}, not a numeric vector; every {column!r} "
+                             f"must be a 1-d array of {dim} numbers")
+        if arr.shape != (dim,):
+            raise EncoderMismatchError(f"{column!r} of {id_name} {key!r} has dimension {arr.shape[0]} but the index "
+                                       f"holds {dim}-dimensional vectors; encode with the index's encoder")
+    if not cells:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.ascontiguousarray(np.stack([np.asarray(c) for c in cells]), dtype=np.float32)
+
+
+def _chunks(inp: pd.DataFrame | Iterable[dict[str, Any]], size: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(offset of the first row, chunk)`` pairs of at most ``size`` rows."""
     if isinstance(inp, pd.DataFrame):
-        if inp.empty:
-            return
         for start in range(0, len(inp), size):
-            yield inp.iloc[start:start + size]
+            yield start, inp.iloc[start:start + size]
         return
     buf: list[dict[str, Any]] = []
+    offset = 0
     for record in inp:
         buf.append(record)
         if len(buf) == size:
-            yield pd.DataFrame(buf)
+            yield offset, pd.DataFrame(buf)
+            offset += len(buf)
             buf = []
     if buf:
-        yield pd.DataFrame(buf)
+        yield offset, pd.DataFrame(buf)
 
 
 class DenseRetriever(pt.Transformer):
-    """FAISS search of a :class:`DenseIndex`, optionally restricted to some languages (use ``index.retriever``)."""
+    """FAISS search of a :class:`DenseIndex`, optionally restricted to some languages (use ``index.retriever``).
+
+    Every query vector must be finite (:class:`~pyterrier_hybrid._checks.NonFiniteError` names the qids), and so
+    must every score. A query without any hit (e.g. an IVF probe that finds no document of the requested
+    languages) gives no rows.
+    """
 
     def __init__(self, index: DenseIndex, *, langs: Sequence[str] | str | None = None, num_results: int = 1000,
                  method: str = "flat", neighbours: int = 32, ef_construction: int = 40, ef_search: int = 128,
-                 n_list: int | None = None, n_probe: int = 16, drop_query_vec: bool = False):
-        if method not in ("flat", "hnsw", "ivf"):
-            raise ValueError(f"method must be 'flat', 'hnsw' or 'ivf', not {method!r}")
-        if num_results < 1:
-            raise ValueError("num_results must be positive")
+                 n_list: int | None = None, n_probe: int = 16, pq_m: int | None = None, refine: int = 4,
+                 drop_query_vec: bool = False):
+        if not isinstance(method, str) or method not in _METHODS:
+            raise ValueError(f"method must be 'flat', 'hnsw', 'ivf' or 'ivfpq', not {method!r}")
+        self.pq_m = None if pq_m is None else _positive_int(pq_m, "pq_m")
+        self.refine = _positive_int(refine, "refine")
+        if self.pq_m is not None and index.manifest["dim"] % self.pq_m:
+            raise ValueError(f"pq_m={pq_m} must divide the vector dimension {index.manifest['dim']}")
+        self.num_results = _positive_int(num_results, "num_results")
+        self.neighbours = _positive_int(neighbours, "neighbours")
+        self.ef_construction = _positive_int(ef_construction, "ef_construction")
+        self.ef_search = _positive_int(ef_search, "ef_search")
+        self.n_list = None if n_list is None else _positive_int(n_list, "n_list")
+        self.n_probe = _positive_int(n_probe, "n_probe")
+        if not isinstance(drop_query_vec, bool):
+            raise TypeError(f"drop_query_vec must be True or False, not {drop_query_vec!r}")
         self.index = index
-        langs = [langs] if isinstance(langs, str) else (list(langs) if langs is not None else None)
+        if isinstance(langs, str):
+            langs = [langs]
+        elif langs is not None:
+            if not isinstance(langs, Iterable):
+                raise TypeError(f"langs must be a language code, a list of them or None, not {langs!r}")
+            langs = list(langs)
+            if not langs:
+                raise ValueError("langs is empty, which would search nothing; pass None to search all languages")
         if langs is not None:
-            unknown = sorted(set(langs) - set(index.langs))
+            unknown = sorted((lang for lang in set(langs) - set(index.langs)), key=repr)
             if unknown:
                 raise ValueError(f"languages {unknown} are not in {index.path}; it holds {sorted(index.langs)}")
+        else:
+            index.manifest  # noqa: B018 - open and check the index now, before any query is encoded
         self.langs = langs
-        self.num_results = num_results
         self.method = method
-        self.neighbours, self.ef_construction, self.ef_search = neighbours, ef_construction, ef_search
-        self.n_list, self.n_probe = n_list, n_probe
         self.drop_query_vec = drop_query_vec
 
     def __repr__(self) -> str:
@@ -365,6 +632,9 @@ class DenseRetriever(pt.Transformer):
         """FAISS search parameters with the language selector; the list keeps the selector objects alive."""
         import faiss
 
+        if self.method in APPROXIMATE:  # per-language sub-indexes: the filter picks which ones are searched
+            return AnnSearch(langs=None if self.langs is None else tuple(dict.fromkeys(self.langs)),
+                             n_probe=self.n_probe, ef_search=self.ef_search, pq_m=self.pq_m, refine=self.refine), []
         keep: list = []
         sel = None
         if self.langs is not None and set(self.langs) != set(self.index.langs):
@@ -372,51 +642,65 @@ class DenseRetriever(pt.Transformer):
             if len(ranges) == 1:
                 sel = faiss.IDSelectorRange(*ranges[0])
             else:
-                bitmap = np.zeros((len(self.index) + 7) // 8, dtype=np.uint8)
-                bits = np.zeros(len(bitmap) * 8, dtype=bool)
+                bits = np.zeros((len(self.index) + 7) // 8 * 8, dtype=bool)
                 for start, stop in ranges:
                     bits[start:stop] = True
-                bitmap[:] = np.packbits(bits, bitorder="little")
+                bitmap = np.packbits(bits, bitorder="little")
                 keep.append(bitmap)
                 sel = faiss.IDSelectorBitmap(len(self.index), faiss.swig_ptr(bitmap))
             keep.append(sel)
-        if self.method == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, self.num_results))
-        elif self.method == "ivf":
-            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.n_probe)
-        else:
-            params = faiss.SearchParameters(sel=sel)
-        return params, keep
+        return faiss.SearchParameters(sel=sel), keep
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         """Retrieve for a query frame with ``qid`` and ``query_vec``."""
         pta.validate.query_frame(inp, extra_columns=["query_vec"])
-        out = pta.DataFrameBuilder(["docno", "docid", "score", "rank"])
         inp = inp.reset_index(drop=True)
-        vecs = inp["query_vec"].tolist()
+        qids = inp["qid"].tolist()
+        vecs = _as_vectors(inp["query_vec"].tolist(), qids, "qid", "query_vec", self.index.manifest["dim"])
+        check_finite(vecs, what="query vectors", ids=qids, id_name="qid",
+                     hint="the query encoder outputs NaN or infinity for these queries; check the model (e.g. a "
+                          "diverged training run or a float16 overflow)")
         if self.drop_query_vec:
             inp = inp.drop(columns="query_vec")
         if inp.empty or len(self.index) == 0:
-            return out.to_df(inp.iloc[:0])
-        return self._search(np.ascontiguousarray(np.stack(vecs), dtype=np.float32), inp, out)
+            return _results(inp, [], [], [], [], [])
+        return self._search(vecs, inp)
 
-    def _search(self, query_vecs: np.ndarray, inp: pd.DataFrame, out: pta.DataFrameBuilder) -> pd.DataFrame:
-        dim = self.index.manifest["dim"]
-        if query_vecs.ndim != 2 or query_vecs.shape[1] != dim:
-            raise EncoderMismatchError(
-                f"query vectors have dimension {query_vecs.shape[-1]} but {self.index.path} holds {dim}-dimensional "
-                f"vectors from {self.index.manifest['encoder'].get('model')!r}; encode queries with that encoder")
+    def _search(self, query_vecs: np.ndarray, inp: pd.DataFrame) -> pd.DataFrame:
         faiss_index = self.index._faiss_index(self.method, self.neighbours, self.ef_construction, self.n_list)
         params, _keep = self._params()
         docnos = self.index.flex.docnos()
         k = min(self.num_results, len(self.index))
-        starts = range(0, len(query_vecs), 256)
+        rows: list[np.ndarray] = []
+        docids: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        starts = range(0, len(query_vecs), _QUERY_BATCH)
         if self.index.verbose:
             starts = pt.tqdm(starts, desc="dense retrieval", unit="qbatch")
         for start in starts:
-            scores, ids = faiss_index.search(query_vecs[start:start + 256], k, params=params)
-            for s, d in zip(scores, ids):
-                keep = d >= 0
-                d, s = d[keep], s[keep]
-                out.extend({"docno": docnos.fwd[d], "docid": d, "score": s, "rank": np.arange(len(d))})
-        return out.to_df(inp)
+            batch_scores, batch_ids = faiss_index.search(query_vecs[start:start + _QUERY_BATCH], k, params=params)
+            for row, (s, d) in enumerate(zip(batch_scores, batch_ids), start=start):
+                keep = d >= 0  # FAISS pads with -1 when fewer than k documents pass the filter
+                if keep.any():  # a query without hits gives no rows
+                    rows.append(np.full(int(keep.sum()), row))
+                    docids.append(d[keep])
+                    scores.append(s[keep])
+        qids = inp["qid"].to_numpy()
+        row_idx = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        score_arr = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+        check_finite(score_arr, what="retrieval scores", ids=qids[row_idx].tolist(), id_name="qid",
+                     hint="inner products overflow float32 (normalise the vectors) or the index is corrupt "
+                          "(rebuild it)")
+        docid_arr = np.concatenate(docids) if docids else np.zeros(0, dtype=np.int64)
+        ranks = [np.arange(len(d)) for d in docids]
+        docno_arr = np.asarray(docnos.fwd[docid_arr], dtype=object) if len(docid_arr) else []
+        return _results(inp, row_idx, docno_arr, docid_arr, score_arr, np.concatenate(ranks) if ranks else [])
+
+
+def _results(inp: pd.DataFrame, rows: Any, docnos: Any, docids: Any, scores: Any, ranks: Any) -> pd.DataFrame:
+    """The result frame: the query columns of each hit's query row, then docno, docid, score and rank."""
+    out = inp.iloc[np.asarray(rows, dtype=np.int64)].reset_index(drop=True)
+    return out.assign(docno=pd.Series(np.asarray(docnos, dtype=object), dtype=object),
+                      docid=np.asarray(docids, dtype=np.int64),
+                      score=np.asarray(scores, dtype=np.float32),
+                      rank=np.asarray(ranks, dtype=np.int64))
