@@ -23,6 +23,8 @@ Example::
 from __future__ import annotations
 
 import math
+import numbers
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -34,6 +36,7 @@ import pandas as pd
 import pyterrier as pt
 
 from . import measures as bias
+from ._checks import NonFiniteError, TextError, check_finite, check_texts
 from .datasets import POOLED, BenchmarkSample, dataset_id, load_language
 from .datasets import settings as benchmark_settings
 from .languages import validate_benchmark, validate_langs
@@ -113,14 +116,46 @@ class EncodedBenchmark:
 
         ``lir`` needs ``project(vectors, langs)``; when it has ``is_fitted`` false it is first fitted
         on the candidate vectors of every language (``fit_vectors({lang: dvecs})``), as LIR prescribes.
+        The projected vectors are checked like encoded ones (:meth:`validate`).
         """
         if not getattr(lir, "is_fitted", True):
             lir.fit_vectors({lang: v.dvecs for lang, v in self.vectors.items()})
         out = {}
         for lang, v in self.vectors.items():
-            out[lang] = LanguageVectors(v.qids, lir.project(v.qvecs, [lang] * len(v.qids)), v.docnos,
-                                        lir.project(v.dvecs, [lang] * len(v.docnos)))
-        return EncodedBenchmark(self.benchmark, out, self.sample)
+            out[lang] = LanguageVectors(
+                v.qids, _as_matrix(lir.project(v.qvecs, [lang] * len(v.qids)), len(v.qids), "LIR projection"),
+                v.docnos, _as_matrix(lir.project(v.dvecs, [lang] * len(v.docnos)), len(v.docnos), "LIR projection"))
+        return EncodedBenchmark(self.benchmark, out, self.sample).validate(f"after the projection by {lir!r}")
+
+    def validate(self, where: str = "") -> EncodedBenchmark:
+        """Check that every language holds one finite vector per id, all of one dimension; return self.
+
+        Args:
+            where: where the vectors come from, for messages (``"after the projection by LIR(...)"``).
+
+        Raises:
+            ValueError: mismatched shapes or dimensions. NonFiniteError: NaN / infinite vectors (the
+                language and the first ids named): a NaN score never compares smaller, so such vectors would
+                rank relevant candidates first and score perfectly.
+        """
+        at = f" {where}" if where else ""
+        if not self.vectors:
+            raise ValueError(f"the encoded {self.benchmark} holds no language")
+        dims = set()
+        for lang, v in self.vectors.items():
+            for vecs, ids, role, id_name in ((v.qvecs, v.qids, "question", "qid"),
+                                             (v.dvecs, v.docnos, "candidate", "docno")):
+                vecs = np.asarray(vecs)
+                if vecs.ndim != 2 or len(vecs) != len(ids):
+                    raise ValueError(f"{self.benchmark} {lang} {role} vectors{at} have shape {vecs.shape} for "
+                                     f"{len(ids)} ids; expected ({len(ids)}, dim)")
+                dims.add(vecs.shape[1])
+                check_finite(vecs, what=f"{self.benchmark} {lang} {role} vectors{at}", ids=ids, id_name=id_name,
+                             hint=_vector_hint(where))
+        if len(dims) > 1:
+            raise ValueError(f"the encoded {self.benchmark}{at} mixes vector dimensions {sorted(dims)}; encode every "
+                             "language with the same encoder")
+        return self
 
     def pool(self, dlang: str) -> tuple[np.ndarray, np.ndarray]:
         """Doc ids and vectors of candidate language ``dlang`` (``"multi"``: all languages)."""
@@ -156,12 +191,13 @@ class EncodedBenchmark:
             dlang: candidate language.
             k: run depth.
         """
+        k = _positive_int(k, "k")
         qids = _setting_from_entry(self.benchmark, qlang, dlang, self.sample).qids
         docnos, dvecs = self.pool(POOLED if qlang is None else (dlang or qlang))
         order = _name_order(docnos)
         frames = []
         for start in range(0, len(qids), _BLOCK):
-            scores = self.queries(qids[start:start + _BLOCK]) @ dvecs.T
+            scores = _scores(self.queries(qids[start:start + _BLOCK]), dvecs, qids[start:start + _BLOCK])
             top = _topk(scores, k, order)
             rows = np.arange(len(top))[:, None]
             frames.append(pd.DataFrame({
@@ -187,34 +223,101 @@ def encode_benchmark(encoder: Encoder, benchmark: str = "xquad-r", *, langs: Ite
         verbose: show a progress bar over languages.
     """
     all_langs = validate_benchmark(benchmark)
-    langs = tuple(validate_langs(langs, all_langs, what=f"{benchmark} language")) if langs is not None \
-        else all_langs
-    if not (hasattr(encoder, "encode_queries") and hasattr(encoder, "encode_docs")):
+    langs = _langs(langs, all_langs, benchmark) if langs is not None else all_langs
+    if not (callable(getattr(encoder, "encode_queries", None)) and callable(getattr(encoder, "encode_docs", None))):
         raise TypeError(f"{type(encoder).__name__} has no encode_queries/encode_docs; pass a bi-encoder such as "
                         "pyterrier_hybrid.encoding.BiEncoder, or use evaluate_pipeline_grid for other pipelines")
+    if sample is not None and not isinstance(sample, BenchmarkSample):
+        raise TypeError(f"sample must be a BenchmarkSample (pyterrier_hybrid.datasets.sample_benchmark), not "
+                        f"{type(sample).__name__}")
     if sample is not None and sample.benchmark != benchmark:
         raise ValueError(f"the sample was drawn from {sample.benchmark}, not {benchmark}")
-    vectors = {}
-    for lang in pt.tqdm(langs, desc=f"encoding {benchmark}", unit="lang", disable=not verbose):
+    # Every text of every language is checked before the first one is encoded.
+    texts = {}
+    for lang in langs:
         data = load_language(benchmark, lang)
         queries, docs = data.queries, data.docs
         if sample is not None:
             queries = [q for q in queries if sample.keeps_query(q.query_id)]
             docs = [d for d in docs if sample.keeps_doc(d.doc_id)]
-        qvecs = _as_matrix(encoder.encode_queries([q.text for q in queries]), len(queries), "encode_queries")
-        dvecs = _as_matrix(encoder.encode_docs([d.text for d in docs]), len(docs), "encode_docs")
+        qids = np.array([q.query_id for q in queries], dtype=object)
+        docnos = np.array([d.doc_id for d in docs], dtype=object)
+        texts[lang] = (qids, check_texts([q.text for q in queries], qids, column=f"{benchmark} question",
+                                         id_name="qid"),
+                       docnos, check_texts([d.text for d in docs], docnos, column=f"{benchmark} candidate",
+                                           id_name="docno"))
+    vectors = {}
+    for lang in pt.tqdm(langs, desc=f"encoding {benchmark}", unit="lang", disable=not verbose):
+        qids, qtexts, docnos, dtexts = texts[lang]
+        qvecs = _encode(encoder.encode_queries, qtexts, f"{benchmark} {lang} questions")
+        dvecs = _encode(encoder.encode_docs, dtexts, f"{benchmark} {lang} candidates")
         if qvecs.shape[1] != dvecs.shape[1]:
             raise ValueError(f"query and doc vectors differ in dimension ({qvecs.shape[1]} vs {dvecs.shape[1]})")
-        vectors[lang] = LanguageVectors(np.array([q.query_id for q in queries], dtype=object), qvecs,
-                                        np.array([d.doc_id for d in docs], dtype=object), dvecs)
+        vectors[lang] = LanguageVectors(qids, qvecs, docnos, dvecs)
+        # A custom encoder gets no check of its own: refuse its NaN / inf vectors here, naming the ids.
+        EncodedBenchmark(benchmark, {lang: vectors[lang]}, sample).validate(f"from {_describe(encoder)}")
     return EncodedBenchmark(benchmark, vectors, sample)
 
 
+def _describe(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 80 and "\n" not in text else type(obj).__name__
+
+
+def _vector_hint(where: str) -> str:
+    """The likely cause of non-finite vectors, for messages."""
+    if "projection" in where:
+        return "the projection produced them (check its directions, e.g. LIR fitted on NaN vectors)"
+    return ("the encoder outputs NaN or infinity: its weights are damaged or its training diverged, or it "
+            "returns values beyond float32 range")
+
+
+def _encode(method: Callable[[list[str]], Any], texts: list[str], what: str) -> np.ndarray:
+    """Call an encoder method; its text and finiteness errors get the benchmark and language prepended."""
+    try:
+        out = method(texts)
+    except (TextError, NonFiniteError) as e:
+        raise type(e)(f"{what}: {e}") from None
+    return _as_matrix(out, len(texts), f"{getattr(method, '__name__', 'the encoder')} ({what})")
+
+
 def _as_matrix(vectors: Any, n: int, what: str) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
+    try:
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused by validate()
+            vectors = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} returned something that is not a float matrix ({type(vectors).__name__}: "
+                         f"{' '.join(str(e).split())})") from None
     if vectors.ndim != 2 or len(vectors) != n:
         raise ValueError(f"{what} returned shape {vectors.shape}; expected ({n}, dim)")
     return vectors
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int (>= 1), got {value!r}")
+    return int(value)
+
+
+def _langs(langs: Any, all_langs: Sequence[str], benchmark: str) -> tuple[str, ...]:
+    """Languages as a tuple without repeats; a single code is one language (not its letters)."""
+    if isinstance(langs, str):
+        langs = [langs]
+    try:
+        langs = list(langs)
+    except TypeError:
+        raise ValueError(f"langs must be a list of {benchmark} language codes, got {langs!r}") from None
+    return tuple(dict.fromkeys(validate_langs(langs, all_langs, what=f"{benchmark} language")))
+
+
+def _scores(qvecs: np.ndarray, dvecs: np.ndarray, qids: Sequence[str]) -> np.ndarray:
+    """Inner products, refused when not finite (finite vectors whose products overflow float32)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = qvecs @ dvecs.T
+    if not np.isfinite(scores).all():
+        check_finite(scores, what="scores", ids=list(qids), id_name="qid",
+                     hint="the vectors are too large for float32 inner products; normalise them")
+    return scores
 
 
 # --------------------------------------------------------------------------------------------------
@@ -292,27 +395,101 @@ def _setting_from_entry(benchmark: str, qlang: str | None, dlang: str | None,
     return _Setting(qlang or ALL_QLANGS, POOLED if qlang is None else (dlang or qlang), qids, qrels)
 
 
-def _normalise_measures(items: Iterable[Any] | None) -> list[ir_measures.Measure]:
-    out = []
-    for m in items or []:
-        out.append(ir_measures.parse_measure(m) if isinstance(m, str) else m)
-    return out
+_PEER_NAME = re.compile(r"^PEER(?:@(?P<cutoff>.*))?$")
 
 
-def _parse_bias(items: Iterable[Any] | None, langs: Sequence[str]) -> list[ir_measures.Measure]:
+def _measure_items(items: Any, what: str) -> list[Any]:
+    """The entries of a ``measures`` argument: one name or measure counts as one (``"AP"`` is not A and P)."""
+    if items is None:
+        return []
+    if isinstance(items, (str, ir_measures.measures.Measure)):
+        return [items]
+    try:
+        return list(items)
+    except TypeError:
+        raise ValueError(f"{what} must be a measure name (e.g. 'AP'), an ir_measures measure or a list of them, "
+                         f"got {items!r}") from None
+
+
+def _parse_measure(m: Any, what: str) -> ir_measures.Measure:
+    """One measure from a name or an ir_measures measure; a clear error for anything else."""
+    if isinstance(m, str):
+        try:
+            m = ir_measures.parse_measure(m.strip())
+        except (NameError, ValueError, SyntaxError, TypeError, AssertionError) as e:
+            raise ValueError(f"{what}: cannot parse {m!r} ({' '.join(str(e).split())}); write names like 'AP', "
+                             f"'nDCG@10', 'R@10', 'RR', 'P@5'; known names: "
+                             f"{', '.join(sorted(ir_measures.measures.registry))}") from None
+    elif not isinstance(m, ir_measures.measures.Measure):
+        raise ValueError(f"{what}: {m!r} is neither a measure name (e.g. 'AP') nor an ir_measures measure")
+    cutoff = m.params.get("cutoff")
+    if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, numbers.Integral) or cutoff < 1):
+        raise ValueError(f"{what}: {m} has cutoff {cutoff!r}; a cutoff is an int >= 1 (e.g. nDCG@10)")
+    return m
+
+
+def _normalise_measures(items: Any, what: str = "measures") -> list[ir_measures.Measure]:
+    """Parse ``measures`` (a name, a measure or a list), without repeats, each checked computable."""
+    out = {}
+    for m in _measure_items(items, what):
+        m = _parse_measure(m, what)
+        out.setdefault(str(m), m)
+    for m in out.values():
+        _check_computable(m, what)
+    return list(out.values())
+
+
+def _parse_bias(items: Any, langs: Sequence[str], what: str = "bias_measures") -> list[ir_measures.Measure]:
     """Bias measures; ``"PEER@k"`` strings become :func:`~pyterrier_hybrid.measures.peer` measures."""
-    out = []
-    for m in items or []:
-        if isinstance(m, str) and m.startswith("PEER"):
-            _, _, cutoff = m.partition("@")
-            out.append(bias.peer(int(cutoff) if cutoff else 1000, langs=langs))
+    out = {}
+    for m in _measure_items(items, what):
+        match = _PEER_NAME.match(m.strip()) if isinstance(m, str) else None
+        if match:
+            cutoff = match["cutoff"]
+            if cutoff is not None and not (cutoff.isdigit() and int(cutoff) >= 1):
+                raise ValueError(f"{what}: {m!r} has cutoff {cutoff!r}; the PEER cutoff is an int >= 1 "
+                                 "(e.g. 'PEER@1000')")
+            m = bias.peer(int(cutoff) if cutoff else 1000, langs=langs)
         else:
-            out.extend(_normalise_measures([m]))
-    return out
+            m = _parse_measure(m, what)
+        out.setdefault(str(m), m)
+    for m in out.values():
+        _check_computable(m, what)
+    return list(out.values())
+
+
+def _check_computable(measure: ir_measures.Measure, what: str) -> None:
+    """Compute ``measure`` on a three-candidate toy setting through the grid's own code path.
+
+    A measure that no installed provider computes, or whose parameters are invalid (``P`` without a cutoff,
+    ``BPM(T=1)``), then fails here, before any encoding, rather than after the whole benchmark is encoded.
+    """
+    vecs = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]], dtype=np.float32)
+    toy = EncodedBenchmark("toy", {
+        "en": LanguageVectors(np.array(["en_q0"], dtype=object), vecs[:1], np.array(["en_0_0", "en_0_1"], dtype=object),
+                              vecs[1:]),
+        "de": LanguageVectors(np.array(["de_q0"], dtype=object), vecs[2:], np.array(["de_0_0"], dtype=object),
+                              vecs[:1]),
+    })
+    setting = _Setting(ALL_QLANGS, POOLED, ["en_q0", "de_q0"], {"en_q0": ["en_0_0", "de_0_0"],
+                                                                 "de_q0": ["en_0_0", "de_0_0"]})
+    try:
+        _evaluate_setting(toy, setting, [measure], 3)
+    except Exception as e:  # noqa: BLE001 - any failure means the measure cannot be used; say which and why
+        raise ValueError(f"{what}: {measure} cannot be computed ({type(e).__name__}: {' '.join(str(e).split())}); "
+                         "choose another measure or install the ir_measures provider it needs") from None
 
 
 def _measure_name(measure: ir_measures.Measure) -> str:
     return str(measure)
+
+
+def _union(first: list[ir_measures.Measure], second: list[ir_measures.Measure]) -> list[ir_measures.Measure]:
+    """Both lists, in order, each measure once (a measure in both would be computed and counted twice)."""
+    out: dict[str, ir_measures.Measure] = {}
+    for m in [*first, *second]:
+        out.setdefault(str(m), m)
+    return list(out.values())
 
 
 def _evaluate_setting(encoded: EncodedBenchmark, setting: _Setting, measures: list[ir_measures.Measure],
@@ -333,7 +510,7 @@ def _evaluate_setting(encoded: EncodedBenchmark, setting: _Setting, measures: li
     run_frames = []
     for start in range(0, len(qids), _BLOCK):
         block = qids[start:start + _BLOCK]
-        scores = encoded.queries(block) @ dvecs.T
+        scores = _scores(encoded.queries(block), dvecs, block)
         if fast:
             rel = np.full((len(block), max_rel), -1, dtype=np.int64)
             for i, q in enumerate(block):
@@ -479,9 +656,13 @@ def _grid_settings(benchmark: str, langs: Sequence[str], settings: Iterable[tupl
             (q, d) for q, d in benchmark_settings(benchmark) if q in langs and d in langs]
     else:
         chosen = []
-        for q, d in settings:
-            validate_langs([q, d], all_langs, what=f"{benchmark} language")
-            chosen.append((q, d))
+        for pair in ([settings] if isinstance(settings, str) else settings):
+            if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise ValueError(f"settings must be (question language, candidate language) pairs such as "
+                                 f"('de', 'en'), got {pair!r}")
+            q, d = validate_langs(list(pair), all_langs, what=f"{benchmark} language")
+            if (q, d) not in chosen:
+                chosen.append((q, d))
     if pooled:
         if set(langs) != set(all_langs):
             raise ValueError(f"the pooled setting needs every language of {benchmark}; pass pooled=False "
@@ -522,11 +703,19 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
     Returns:
         A :class:`GridResult`.
     """
+    # Every argument is checked before anything is encoded (encoding a benchmark takes minutes).
     all_langs = validate_benchmark(benchmark)
-    langs = tuple(validate_langs(langs, all_langs, what=f"{benchmark} language")) if langs is not None \
-        else all_langs
-    if k < 1:
-        raise ValueError(f"k must be a positive run depth, got {k}")
+    langs = _langs(langs, all_langs, benchmark) if langs is not None else all_langs
+    k = _positive_int(k, "k (the run depth)")
+    measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES, "measures")
+    bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
+    if not measures_ and not (pooled and bias_):
+        raise ValueError("no measure to compute: measures is empty (and no pooled setting with bias_measures)")
+    if lir is not None and not callable(getattr(lir, "project", None)):
+        raise TypeError(f"lir must have project(vectors, langs) (e.g. pyterrier_hybrid.lir.LIR), not "
+                        f"{type(lir).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"name must be a str, got {name!r}")
     chosen = _grid_settings(benchmark, langs, settings, pooled)
     needed = sorted({lang for q, d in chosen for lang in ((q, d) if q else all_langs)}, key=all_langs.index)
     if isinstance(model, EncodedBenchmark):
@@ -538,17 +727,15 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
         if sample is not None and sample != model.sample:
             raise ValueError("the vectors were encoded for a different slice than `sample`; pass sample=None "
                              "to use theirs, or encode the slice with encode_benchmark(..., sample=sample)")
-        encoded = model
+        encoded = model.validate("passed to evaluate_grid")
     else:
         encoded = encode_benchmark(model, benchmark, langs=needed, sample=sample, verbose=verbose)
     if lir is not None:
         encoded = encoded.project(lir)
-    measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES)
-    bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
     per_setting = []
     for qlang, dlang in pt.tqdm(chosen, desc=f"{benchmark} grid", unit="setting", disable=not verbose):
         setting = _setting_from_entry(benchmark, qlang, dlang, encoded.sample)
-        wanted = measures_ + (bias_ if qlang is None else [])
+        wanted = _union(measures_, bias_ if qlang is None else [])
         per_setting.append((setting, _evaluate_setting(encoded, setting, wanted, k)))
     default_name = "model" if isinstance(model, EncodedBenchmark) else type(model).__name__
     return _tidy(benchmark, name or default_name, per_setting)
@@ -576,22 +763,40 @@ def evaluate_pipeline_grid(retriever_for: Callable[[str], pt.Transformer], bench
         batch_size: passed to ``pt.Experiment``.
     """
     all_langs = validate_benchmark(benchmark)
-    langs = tuple(validate_langs(langs, all_langs, what=f"{benchmark} language")) if langs is not None \
-        else all_langs
-    chosen = _grid_settings(benchmark, langs, settings, pooled)
-    measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES)
+    langs = _langs(langs, all_langs, benchmark) if langs is not None else all_langs
+    measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES, "measures")
     bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
+    if not measures_ and not (pooled and bias_):
+        raise ValueError("no measure to compute: measures is empty (and no pooled setting with bias_measures)")
+    if batch_size is not None:
+        batch_size = _positive_int(batch_size, "batch_size")
+    if not callable(retriever_for):
+        raise TypeError(f"retriever_for must be a function dlang -> pipeline, not {type(retriever_for).__name__}")
+    chosen = _grid_settings(benchmark, langs, settings, pooled)
     pipelines: dict[str, pt.Transformer] = {}
     per_setting = []
     for qlang, dlang in pt.tqdm(chosen, desc=f"{benchmark} grid", unit="setting", disable=not verbose):
         setting = _setting_from_entry(benchmark, qlang, dlang)
         if setting.dlang not in pipelines:
-            pipelines[setting.dlang] = retriever_for(setting.dlang)
+            pipelines[setting.dlang] = retriever_for(setting.dlang) >> _FiniteScores()
         ds = pt.get_dataset(f"irds:{dataset_id(benchmark, qlang, dlang)}")
-        wanted = measures_ + (bias_ if qlang is None else [])
+        wanted = _union(measures_, bias_ if qlang is None else [])
         res = pt.Experiment([pipelines[setting.dlang]], ds.get_topics("text"), ds.get_qrels(), wanted,
                             names=["model"], perquery=True, batch_size=batch_size, verbose=False)
         names = {str(m) for m in wanted}
         frame = res[res.measure.isin(names)][["qid", "measure", "value"]].reset_index(drop=True)
         per_setting.append((setting, frame))
     return _tidy(benchmark, name or "pipeline", per_setting)
+
+
+class _FiniteScores(pt.Transformer):
+    """Passes a result frame through, refusing NaN / infinite scores (trec_eval would rank them arbitrarily)."""
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        """Check ``score`` and return the frame unchanged."""
+        if "score" in inp.columns and len(inp):
+            pairs = list(zip(inp["qid"], inp["docno"])) if {"qid", "docno"} <= set(inp.columns) else None
+            check_finite(inp["score"].to_numpy(dtype=np.float64), what="scores of the pipeline", ids=pairs,
+                         id_name="(qid, docno)" if pairs else "row",
+                         hint="the retrieval pipeline produced them; fix its model or scores")
+        return inp
