@@ -22,11 +22,15 @@ LAReQA-style JSON files ``<lang>.json`` (:func:`pairs_from_lareqa_dir`), PyTerri
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from .._checks import check_texts
 from ..languages import ALL_LANGS, ID_SEP, lang_of_id, validate_benchmark, validate_langs
 
 PAIR_COLUMNS: tuple[str, ...] = ("query", "text", "qlang", "dlang", "group_id")
@@ -34,14 +38,19 @@ NEGATIVE_COLUMN = "negative"
 
 
 def validate_pairs(pairs: pd.DataFrame, *, valid_langs: Sequence[str] = ALL_LANGS) -> pd.DataFrame:
-    """Check a pairs frame and return a clean copy (only the pair columns, string dtype, fresh index).
+    """Check a pairs frame and return a clean copy (only the pair columns, fresh index).
+
+    Texts (``query``, ``text``, ``negative``) must be ``str``: a missing value, bytes or a number is an
+    error naming the row, its group and the column (see :func:`pyterrier_hybrid._checks.check_texts`),
+    never turned into text such as ``"nan"`` or ``"b'abc'"``.
 
     Args:
         pairs: frame with the columns of the module docstring.
         valid_langs: accepted language codes.
 
     Raises:
-        ValueError: not a frame, missing columns, no rows, empty texts or unknown languages.
+        ValueError: not a frame, missing columns, no rows, missing or non-str or empty texts, missing
+            languages or group ids, unknown languages.
     """
     if not isinstance(pairs, pd.DataFrame):
         raise ValueError(f"training pairs must be a pandas DataFrame with columns {list(PAIR_COLUMNS)}")
@@ -54,24 +63,58 @@ def validate_pairs(pairs: pd.DataFrame, *, valid_langs: Sequence[str] = ALL_LANG
     if len(pairs) == 0:
         raise ValueError("no training pairs: the pairs frame is empty")
     columns = list(PAIR_COLUMNS) + ([NEGATIVE_COLUMN] if NEGATIVE_COLUMN in pairs.columns else [])
+    labels = pairs.index.tolist()  # Python scalars: messages show 11, not np.int64(11)
     out = pairs[columns].reset_index(drop=True).copy()
-    for column in columns:
+    # Languages and group ids are labels, not texts: a missing one is an error, a number is a fine label.
+    for column in ("qlang", "dlang", "group_id"):
         if out[column].isna().any():
             raise ValueError(
-                f"column {column!r} of the training pairs has missing values (rows {_rows(out[column].isna())})"
+                f"column {column!r} of the training pairs has missing values (rows {_rows(out[column].isna(), labels)})"
+                "; fill or drop those rows"
             )
         out[column] = out[column].astype(str)
-    for column in ("query", "text") + ((NEGATIVE_COLUMN,) if NEGATIVE_COLUMN in columns else ()):
+    text_columns = ("query", "text") + ((NEGATIVE_COLUMN,) if NEGATIVE_COLUMN in columns else ())
+    rows = _PairRows(labels, out["group_id"].tolist())
+    for column in text_columns:
+        check_texts(out[column].tolist(), rows, column=column, id_name="row")
         empty = out[column].str.strip() == ""
         if empty.any():
-            raise ValueError(f"column {column!r} of the training pairs has empty texts (rows {_rows(empty)})")
+            raise ValueError(
+                f"column {column!r} of the training pairs has empty texts (rows {_rows(empty, labels)}); "
+                "drop those rows"
+            )
     validate_langs(sorted(set(out["qlang"]) | set(out["dlang"])), valid_langs, what="language in training pairs")
     return out
 
 
-def _rows(mask: pd.Series) -> str:
+class _PairRow:
+    """How a bad text is named in messages: the row's index label in the user's frame and its group."""
+
+    def __init__(self, label: object, group: str) -> None:
+        self.label, self.group = label, group
+
+    def __repr__(self) -> str:
+        return f"{self.label!r} (group_id {self.group!r})"
+
+
+class _PairRows(Sequence):
+    """Row names for :func:`check_texts`, built only for the row that is reported."""
+
+    def __init__(self, labels: list, groups: list[str]) -> None:
+        self._labels, self._groups = labels, groups
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __getitem__(self, i: int) -> _PairRow:  # type: ignore[override]  # no slices: check_texts indexes one row
+        return _PairRow(self._labels[i], self._groups[i])
+
+
+def _rows(mask: pd.Series, labels: Sequence | None = None) -> str:
     rows = mask[mask].index.tolist()
-    return ", ".join(map(str, rows[:5])) + (" ..." if len(rows) > 5 else "")
+    if labels is not None:
+        rows = [labels[i] for i in rows]
+    return ", ".join(map(repr if labels is not None else str, rows[:5])) + (" ..." if len(rows) > 5 else "")
 
 
 def _restrict(
@@ -184,15 +227,26 @@ def pairs_from_lareqa_dir(
     return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"directory {path}")
 
 
-def _docs_lookup(docnos: Sequence[str], docs: object, dataset: object) -> dict[str, str]:
-    """Docno -> text from a frame / mapping, or from a PyTerrier / ir_datasets dataset."""
+def _docs_lookup(docnos: Sequence[str], docs: object, dataset: object) -> dict[str, object]:
+    """Docno -> text (unchecked: the caller checks the texts it uses) from a frame / mapping or a dataset."""
     if docs is not None:
         if isinstance(docs, pd.DataFrame):
             if not {"docno", "text"} <= set(docs.columns):
                 raise ValueError(f"docs frame needs columns 'docno' and 'text', got {list(docs.columns)}")
-            return dict(zip(docs["docno"].astype(str), docs["text"].astype(str)))
+            _check_ids(docs["docno"], "docno", "docs")
+            wanted = docs[docs["docno"].astype(str).isin(set(docnos))]
+            keys = wanted["docno"].astype(str)
+            if keys.duplicated().any():
+                dupes = wanted[keys.duplicated(keep=False)]
+                texts_per_docno = dupes.groupby(dupes["docno"].astype(str))["text"].nunique(dropna=False)
+                if (conflict := texts_per_docno[texts_per_docno > 1]).any():
+                    raise ValueError(
+                        f"docs frame has docno {conflict.index[0]!r} more than once with different texts; "
+                        "keep one text per docno (e.g. docs.drop_duplicates('docno'))"
+                    )
+            return dict(zip(keys, wanted["text"]))
         if isinstance(docs, Mapping):
-            return {str(k): str(v) for k, v in docs.items()}
+            return {str(k): v for k, v in docs.items()}
         raise ValueError("docs must be a DataFrame with docno/text columns or a mapping docno -> text")
     if dataset is None:
         raise ValueError(
@@ -210,6 +264,15 @@ def _docs_lookup(docnos: Sequence[str], docs: object, dataset: object) -> dict[s
     return {docno: doc.text for docno, doc in found.items()}
 
 
+def _check_ids(ids: pd.Series, column: str, frame: str) -> None:
+    """Ids are joined on as strings; a missing one would become the id ``"nan"``, so it is an error."""
+    if ids.isna().any():
+        raise ValueError(
+            f"{frame} column {column!r} has missing values (rows "
+            f"{_rows(ids.isna().reset_index(drop=True), ids.index.tolist())}); drop those rows"
+        )
+
+
 def pairs_from_topics_qrels(
     topics: pd.DataFrame,
     qrels: pd.DataFrame,
@@ -221,7 +284,8 @@ def pairs_from_topics_qrels(
     """Pairs frame from PyTerrier topics (``qid``, ``query``) and qrels (``qid``, ``docno``, ``label``).
 
     Query ids must look like ``<lang>_<group id>`` (as in the registered entries); the answer language
-    comes from the docno prefix. Every relevant (``label > 0``) qrel is one pair.
+    comes from the docno prefix. Every relevant (``label > 0``) qrel is one pair. The queries and answer
+    texts used must be ``str`` (as in :func:`validate_pairs`); labels must be numbers.
 
     Args:
         topics: queries; ids ``<lang>_<group>``.
@@ -231,19 +295,42 @@ def pairs_from_topics_qrels(
         valid_langs: accepted language codes.
 
     Raises:
-        ValueError: missing columns, ids without language prefix, docs not found, no pairs.
+        ValueError: missing columns, missing ids, labels that are not numbers, a qid with two queries, a
+            docno with two texts, missing or non-str texts, ids without language prefix, docs not found,
+            no pairs.
     """
     for name, frame, cols in (("topics", topics, ("qid", "query")), ("qrels", qrels, ("qid", "docno", "label"))):
         if not isinstance(frame, pd.DataFrame) or not set(cols) <= set(frame.columns):
             got = list(frame.columns) if isinstance(frame, pd.DataFrame) else type(frame).__name__
             raise ValueError(f"{name} must be a DataFrame with columns {list(cols)}, got {got}")
-    rel = qrels[qrels["label"].astype(float) > 0][["qid", "docno"]].astype(str)
-    merged = rel.merge(topics[["qid", "query"]].astype(str), on="qid", how="inner")
+    for name, frame, cols in (("topics", topics, ("qid",)), ("qrels", qrels, ("qid", "docno"))):
+        for col in cols:
+            _check_ids(frame[col], col, name)
+    labels = pd.to_numeric(qrels["label"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if not (finite := np.isfinite(labels)).all():  # NaN > 0 is False: a missing label would drop the pair silently
+        i = np.flatnonzero(~finite)[0]
+        raise ValueError(
+            f"qrels 'label' of qid {str(qrels['qid'].iloc[i])!r} docno {str(qrels['docno'].iloc[i])!r} is "
+            f"{qrels['label'].iloc[i]!r}, not a finite number ({int((~finite).sum())} such row(s)); labels are "
+            "relevance grades (> 0 relevant)"
+        )
+    rel = qrels[labels > 0][["qid", "docno"]].astype(str)
+    used = topics[["qid", "query"]].assign(qid=topics["qid"].astype(str))
+    used = used[used["qid"].isin(set(rel["qid"]))]
+    check_texts(used["query"].tolist(), used["qid"].tolist(), column="query", id_name="qid")
+    if (per_qid := used.groupby("qid")["query"].nunique()).gt(1).any():
+        raise ValueError(
+            f"topics have qid {per_qid[per_qid > 1].index[0]!r} more than once with different queries; keep one "
+            "query per qid"
+        )
+    merged = rel.merge(used.drop_duplicates("qid"), on="qid", how="inner")
     if len(merged) == 0:
         raise ValueError("no training pairs: no relevant qrel matches a topic (check qids and labels)")
-    texts = _docs_lookup(merged["docno"].unique().tolist(), docs, dataset)
-    if absent := [d for d in merged["docno"].unique() if d not in texts]:
+    wanted = merged["docno"].unique().tolist()
+    texts = _docs_lookup(wanted, docs, dataset)
+    if absent := [d for d in wanted if d not in texts]:
         raise ValueError(f"{len(absent)} judged docno(s) have no text, e.g. {absent[:3]}")
+    check_texts([texts[d] for d in wanted], wanted, column="text", id_name="docno")
     pairs = pd.DataFrame(
         {
             "query": merged["query"],
@@ -254,6 +341,21 @@ def pairs_from_topics_qrels(
         }
     )
     return validate_pairs(pairs, valid_langs=valid_langs)
+
+
+def pairs_fingerprint(pairs: pd.DataFrame) -> str:
+    """SHA-256 over the pair columns of a validated pairs frame, row order included (it decides the batches).
+
+    Two frames with the same fingerprint train identically under the same settings; a resumed run compares
+    it with the one recorded when the run started.
+    """
+    columns = list(PAIR_COLUMNS) + ([NEGATIVE_COLUMN] if NEGATIVE_COLUMN in pairs.columns else [])
+    digest = hashlib.sha256(json.dumps(columns).encode("utf-8"))
+    chunk = 10_000  # JSON per chunk of rows: unambiguous (every chunk is one complete value), bounded memory
+    for start in range(0, len(pairs), chunk):
+        rows = pairs[columns].iloc[start : start + chunk].to_numpy().tolist()
+        digest.update(json.dumps(rows, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def describe_pairs(pairs: pd.DataFrame) -> dict[str, object]:

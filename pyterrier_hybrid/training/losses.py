@@ -11,6 +11,9 @@ batch of 256 fits in the memory of a mini-batch.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss,
     MultipleNegativesRankingLoss,
@@ -40,19 +43,26 @@ def infonce_loss(
         gather_across_devices: with DDP, use the other ranks' embeddings as extra negatives.
 
     Raises:
-        ValueError: non-positive scale, temperature or mini-batch size.
+        ValueError: a scale or temperature that is not a finite number > 0 (NaN would pass a plain ``<= 0``
+            test and train on NaN logits), or a mini-batch size < 1.
     """
     if temperature is not None:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        _check_positive(temperature, "temperature")
         scale = 1.0 / temperature
-    if scale <= 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+        _check_positive(scale, "scale (1 / temperature)")
+    _check_positive(scale, "scale")
     kwargs: dict = {"scale": float(scale), "gather_across_devices": gather_across_devices}
     if symmetric:
         kwargs.update(directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction")
     if gradient_cache:
-        if mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
+        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, numbers.Integral) \
+                or mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be an int >= 1, got {mini_batch_size!r}")
         return CachedMultipleNegativesRankingLoss(model, mini_batch_size=int(mini_batch_size), **kwargs)
     return MultipleNegativesRankingLoss(model, **kwargs)
+
+
+def _check_positive(value: object, name: str) -> None:
+    """Raise unless ``value`` is a finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
