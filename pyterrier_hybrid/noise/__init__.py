@@ -28,6 +28,7 @@ from .models import (
     perturb,
     validate_level,
     validate_model,
+    validate_seed,
 )
 from .preview import preview
 from .segment import word_spans, words
@@ -54,6 +55,7 @@ __all__ = [
     "preview",
     "validate_level",
     "validate_model",
+    "validate_seed",
     "word_spans",
     "words",
 ]

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import random
 import unicodedata
 from collections.abc import Callable
 
+from .._checks import check_text
 from ..languages import ALL_LANGS, validate_lang
 from . import dialect as _dialect
 from . import keyboards as _keyboards
@@ -72,10 +74,24 @@ def validate_model(model: str) -> str:
 
 
 def validate_level(level: float) -> float:
-    """Return ``level`` if it is a number in [0, 100]; otherwise raise a ValueError saying so."""
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 100:
-        raise ValueError(f"noise level must be a number of percent in [0, 100] (e.g. 10, 20, 30, 50); got {level!r}")
+    """Return ``level`` if it is a number in [0, 100]; otherwise raise a ValueError saying so.
+
+    Any real number type is accepted (NumPy's too); bools, strings, NaN and infinities are not.
+    """
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 <= level <= 100:
+        raise ValueError(f"noise level must be a number of percent in [0, 100] (e.g. 10, 20, 30, 50); got {level!r}"
+                         + (" (a string: convert it with float())" if isinstance(level, str) else ""))
     return level
+
+
+def validate_seed(seed: int) -> int:
+    """Return ``seed`` as an ``int`` if it is an integer (NumPy's too); otherwise raise a ValueError.
+
+    Bools are refused: ``seed=True`` is almost always a misplaced flag, and would silently mean seed 1.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"noise seed must be an integer (e.g. 0, 1, 2); got {seed!r}")
+    return int(seed)
 
 
 def _rng(*parts: object) -> random.Random:
@@ -121,16 +137,20 @@ def perturb(text: str, lang: str, *, model: str, level: float, seed: int = 0, ke
         exactly. Never empty when ``text`` has a word.
 
     Raises:
-        ValueError: unknown language or model, or a level outside [0, 100].
+        ValueError: unknown language or model, a level outside [0, 100], or a seed that is not an integer.
+        TextError: ``text`` is not a str (None, NaN, bytes, a number) or holds a lone surrogate
+            (:func:`pyterrier_hybrid._checks.check_text`); also a ValueError.
 
     >>> perturb("How many balls did Josh Norman intercept?", "en", model="typo", level=0)
     'How many balls did Josh Norman intercept?'
     """
+    check_text(text, what="text to perturb")  # a missing text stays an error, never the string "None"
     validate_lang(lang, ALL_LANGS)
     validate_model(model)
     validate_level(level)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an integer; got {seed!r}")
+    seed = validate_seed(seed)
+    if key is not None and (isinstance(key, bool) or not isinstance(key, (str, numbers.Integral))):
+        raise ValueError(f"noise key must be a str or an integer id (or None: the text); got {key!r}")
     spans = word_spans(text, lang) if level > 0 else []
     if not spans:
         return text

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numbers
 import sys
 from typing import TextIO
 
-from .models import perturb, validate_level, validate_model
+from .models import perturb, validate_level, validate_model, validate_seed
 
 
 def preview(lang: str, model: str, level: float, n: int = 5, seed: int = 0, *, benchmark: str = "xquad-r",
@@ -34,8 +35,9 @@ def preview(lang: str, model: str, level: float, n: int = 5, seed: int = 0, *, b
     validate_lang(lang, validate_benchmark(benchmark), what=f"{benchmark} question language")
     validate_model(model)
     validate_level(level)
-    if n < 1:
-        raise ValueError(f"n must be at least 1; got {n}")
+    seed = validate_seed(seed)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n (the number of examples) must be an integer >= 1; got {n!r}")
     queries = load_language(benchmark, lang).queries
     step = max(len(queries) // n, 1)
     chosen = queries[::step][:n]
