@@ -173,7 +173,7 @@ def test_unknown_language(folder, tmp_path):
     ([CORPUS[0], {"_id": "d7", "title": "no text"}], r"line 2: missing field\(s\) \['text'\]"),
     ([{"text": "no id"}], r"line 1: missing field\(s\) \['_id'\]"),
     ([CORPUS[0], {"_id": "d1", "text": "again"}], "id 'd1' occurs more than once"),
-    ([{"_id": "d1", "text": {"nested": 1}}], "field 'text' must be a string"),
+    ([{"_id": "d1", "text": {"nested": 1}}], r"line 1: field 'text' of id 'd1' is a dict .*must be a string"),
     ([{"_id": "de_d1", "text": "x", "lang": "es"}], "carries the language prefix 'de' but its 'lang' field says 'es'"),
     ([], "corpus.jsonl is empty"),
 ])

@@ -46,7 +46,6 @@ import csv
 import functools
 import json
 import os
-import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -55,6 +54,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._checks import TextError, check_text, check_texts
+from .._io import atomic_dir
 from ..languages import ALL_LANGS, ID_SEP, validate_lang
 from .lareqa import lareqa_json_files, read_lareqa_json
 
@@ -95,30 +96,54 @@ def prefixed_id(raw_id: str, lang: str, *, valid_langs: Sequence[str] = ALL_LANG
     return f"{lang}{ID_SEP}{raw_id}"
 
 
+def _check_row(row: dict[str, Any], path: Path, number: int) -> None:
+    """Check the fields this package reads, naming the file, the line and the id.
+
+    ``_id`` is a string or an integer; ``text`` a str (the missing-text policy of
+    :func:`pyterrier_hybrid._checks.check_text`: null, NaN and lone surrogates are errors, never the string
+    ``"None"``); ``title`` and ``lang`` a str or absent / null (a null title is no title).
+    """
+    ident = row["_id"]
+    if isinstance(ident, bool) or not isinstance(ident, (str, int)):
+        raise ValueError(f"{path}, line {number}: field '_id' must be a string (or an integer), got {ident!r}; "
+                         "give every line an id")
+    for key, optional in (("text", False), ("title", True), ("lang", True)):
+        if key not in row or (optional and row[key] is None):
+            continue
+        try:
+            check_text(row[key], what=f"{path}, line {number}: field {key!r} of id {ident!r}")
+        except TextError as e:
+            fill = '("" when there is none) ' if key == "text" else "(or leave the field out) "
+            raise TextError(f"{e}; it must be a string {fill}- fix or remove that line") from None
+
+
 def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
     """The JSON objects of a ``.jsonl`` file (blank lines skipped), each checked for the ``required`` fields."""
     if not path.is_file():
         raise ValueError(f"{path} does not exist; a BEIR folder needs {CORPUS_FILE}, {QUERIES_FILE} and "
                          f"{QRELS_DIR}/<split>.tsv")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg}): {line.strip()[:80]!r}") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
-            if missing := [k for k in required if k not in row]:
-                raise ValueError(f"{path}, line {number}: missing field(s) {missing}; every line needs "
-                                 f"{list(required)}, this one has {sorted(row)}")
-            for key in ("_id", "text", "title", "lang"):
-                if key in row and row[key] is not None and not isinstance(row[key], (str, int)):
-                    raise ValueError(f"{path}, line {number}: field {key!r} must be a string, got "
-                                     f"{type(row[key]).__name__}")
-            rows.append(row)
+    number = 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg}): {line.strip()[:80]!r}; "
+                                     "fix or remove that line (a truncated file? copy it again)") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+                if missing := [k for k in required if k not in row]:
+                    raise ValueError(f"{path}, line {number}: missing field(s) {missing}; every line needs "
+                                     f"{list(required)}, this one has {sorted(row)}")
+                _check_row(row, path, number)
+                rows.append(row)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}, line {number + 1}: not UTF-8 ({e.reason} at byte {e.start} of the block read); "
+                         "BEIR files are UTF-8: convert the file (e.g. iconv -t utf-8)") from None
     if not rows:
         raise ValueError(f"{path} is empty")
     return rows
@@ -204,7 +229,8 @@ class BeirFolder:
     @functools.cached_property
     def _corpus(self) -> tuple[pd.DataFrame, dict[str, str]]:
         rows, ids, langs = self._rows(CORPUS_FILE, ("_id", "text"))
-        texts = [self.title_sep.join(p for p in (str(r.get("title") or "").strip(), str(r["text"] or "").strip()) if p)
+        # texts and titles are checked str (a null title is no title) by _read_jsonl
+        texts = [self.title_sep.join(p for p in ((r.get("title") or "").strip(), r["text"].strip()) if p)
                  for r in rows]
         frame = pd.DataFrame({"docno": list(ids.values()), "text": texts, "lang": langs,
                               "title": [str(r.get("title") or "") for r in rows]})
@@ -214,7 +240,7 @@ class BeirFolder:
     def _queries(self) -> tuple[pd.DataFrame, dict[str, str]]:
         rows, ids, langs = self._rows(QUERIES_FILE, ("_id", "text"))
         qids = list(ids.values())
-        frame = pd.DataFrame({"qid": qids, "query": [str(r["text"] or "") for r in rows], "lang": langs,
+        frame = pd.DataFrame({"qid": qids, "query": [r["text"] for r in rows], "lang": langs,
                               "group_id": [q.partition(ID_SEP)[2] for q in qids]})
         return frame, ids
 
@@ -387,6 +413,13 @@ def write_beir_folder(path: str | os.PathLike, *, corpus: pd.DataFrame, queries:
 
     Returns:
         ``path``.
+
+    Raises:
+        ValueError: a missing column; a missing id, text, query or language, or a label that is not an integer
+            (the message names the row); all checked before anything is written.
+        FileExistsError: ``path`` exists and ``overwrite`` is false, or it is a file or holds files that are not
+            a BEIR folder's (those are never replaced). The folder is written beside ``path`` and swapped in, so
+            a failure leaves the old one intact.
     """
     path = Path(path)
     for name, frame, cols in (("corpus", corpus, ("docno", "text")), ("queries", queries, ("qid", "query"))):
@@ -394,30 +427,77 @@ def write_beir_folder(path: str | os.PathLike, *, corpus: pd.DataFrame, queries:
             raise ValueError(f"{name} lacks column(s) {missing}; got {list(frame.columns)}")
     if not qrels:
         raise ValueError("qrels is empty: give at least one split")
-    if path.exists():
-        if not overwrite:
-            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-        shutil.rmtree(path)
-    (path / QRELS_DIR).mkdir(parents=True)
-
-    def dump(name: str, rows: Iterable[dict[str, Any]]) -> None:
-        with open(path / name, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    dump(CORPUS_FILE, ({"_id": str(r["docno"]), "title": str(r.get("title", "") or ""), "text": str(r["text"]),
-                        **({"lang": str(r["lang"])} if "lang" in corpus.columns else {})}
-                       for r in corpus.to_dict("records")))
-    dump(QUERIES_FILE, ({"_id": str(r["qid"]), "text": str(r["query"]),
-                         **({"lang": str(r["lang"])} if "lang" in queries.columns else {})}
-                        for r in queries.to_dict("records")))
+    # Every value is checked first: a missing one must not be written as the text "nan" or "None".
+    docnos = _written_ids(corpus["docno"], "docno", "corpus")
+    qids = _written_ids(queries["qid"], "qid", "queries")
+    doc_texts = check_texts(corpus["text"], ids=docnos, column="text", id_name="docno")
+    query_texts = check_texts(queries["query"], ids=qids, column="query", id_name="qid")
+    titles = ([_title(t, d) for d, t in zip(docnos, corpus["title"])] if "title" in corpus.columns
+              else [""] * len(docnos))
+    doc_langs = (check_texts(corpus["lang"], ids=docnos, column="lang", id_name="docno")
+                 if "lang" in corpus.columns else None)
+    query_langs = (check_texts(queries["lang"], ids=qids, column="lang", id_name="qid")
+                   if "lang" in queries.columns else None)
+    qrel_lines = {}
     for split, frame in qrels.items():
         if missing := [c for c in ("qid", "docno", "label") if c not in frame.columns]:
             raise ValueError(f"qrels of split {split!r} lack column(s) {missing}; got {list(frame.columns)}")
-        lines = ["\t".join(QRELS_COLUMNS)] + [f"{q}\t{d}\t{int(label)}" for q, d, label in
-                                               zip(frame["qid"], frame["docno"], frame["label"])]
-        (path / QRELS_DIR / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        q = _written_ids(frame["qid"], "qid", f"qrels of split {split!r}")
+        d = _written_ids(frame["docno"], "docno", f"qrels of split {split!r}")
+        qrel_lines[split] = ["\t".join(QRELS_COLUMNS)] + [
+            f"{qid}\t{docno}\t{_label(label, split, qid, docno)}" for qid, docno, label in zip(q, d, frame["label"])]
+
+    def dump(folder: Path, name: str, rows: Iterable[dict[str, Any]]) -> None:
+        with open(folder / name, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    with atomic_dir(path, overwrite=overwrite, owned=_is_written_beir_folder, what="BEIR folder") as tmp:
+        (tmp / QRELS_DIR).mkdir()
+        dump(tmp, CORPUS_FILE, ({"_id": d, "title": t, "text": x, **({"lang": doc_langs[i]} if doc_langs else {})}
+                                for i, (d, t, x) in enumerate(zip(docnos, titles, doc_texts))))
+        dump(tmp, QUERIES_FILE, ({"_id": q, "text": x, **({"lang": query_langs[i]} if query_langs else {})}
+                                 for i, (q, x) in enumerate(zip(qids, query_texts))))
+        for split, lines in qrel_lines.items():
+            (tmp / QRELS_DIR / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(np.ndim(value) == 0 and pd.isna(value)))
+
+
+def _title(value: Any, docno: str) -> str:
+    """A title to write: a str, or "" for a missing one (titles are optional: no title, not the text "nan")."""
+    return "" if _is_missing(value) else check_text(value, what=f"corpus: 'title' of docno {docno!r}")
+
+
+def _written_ids(values: Iterable[Any], column: str, frame: str) -> list[str]:
+    """Ids as strings; a missing one (None, NaN) is an error, never the id ``"nan"``."""
+    out = []
+    for row, value in enumerate(values):
+        if _is_missing(value) or isinstance(value, bool) or not isinstance(value, (str, int, np.integer)):
+            raise ValueError(f"{frame}: {column!r} of row {row} is {value!r}, not a string id; give every row an id")
+        out.append(str(value))
+    return out
+
+
+def _label(value: Any, split: str, qid: str, docno: str) -> int:
+    """A qrels label as an int; NaN, fractions and non-numbers are errors (never rounded)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)) or \
+            not (np.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"qrels of split {split!r}: label of ({qid!r}, {docno!r}) is {value!r}, not an integer")
+    return int(value)
+
+
+def _is_written_beir_folder(path: Path) -> bool:
+    """Whether ``path`` holds only what :func:`write_beir_folder` writes (so replacing it loses nothing else)."""
+    names = {p.name for p in path.iterdir()}
+    if not names <= {CORPUS_FILE, QUERIES_FILE, QRELS_DIR}:
+        return False
+    qrels_dir = path / QRELS_DIR
+    return not qrels_dir.exists() or (qrels_dir.is_dir() and all(p.suffix == ".tsv" and p.is_file()
+                                                                 for p in qrels_dir.iterdir()))
 
 
 def lareqa_dir_to_beir(src: str | os.PathLike, dst: str | os.PathLike, *, test_fraction: float = 0.3, seed: int = 0,

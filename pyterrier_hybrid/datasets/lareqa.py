@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from .._checks import TextError, check_texts
 from ..languages import ALL_LANGS, ID_SEP, validate_langs
-from .source import lareqa_file
+from .source import LareqaFileError, fix_hint, lareqa_file
 
 
 class LareqaDoc(NamedTuple):
@@ -122,9 +123,20 @@ def gold_sentence(breaks: list[list[int]], answer_start: int) -> tuple[int, bool
 
 @functools.cache
 def load_language(benchmark: str, lang: str) -> LanguageData:
-    """Parse ``<benchmark>/<lang>.json`` (resolved by :func:`~.source.lareqa_file`), cached per process."""
-    with open(lareqa_file(benchmark, lang), encoding="utf-8") as f:
-        raw = json.load(f)
+    """Parse ``<benchmark>/<lang>.json`` (resolved by :func:`~.source.lareqa_file`), cached per process.
+
+    Raises:
+        LareqaFileError: the file is missing, does not match its pinned md5, or (changed after the md5 check)
+            does not parse; the message names the file and how to restore it.
+    """
+    path = lareqa_file(benchmark, lang)
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        rel = f"{benchmark}/{lang}.json"
+        raise LareqaFileError(f"{path}: LAReQA file {rel} is not valid JSON ({e}; truncated or changed since "
+                              f"its md5 check); {fix_hint(rel)}") from None
     data = LanguageData(benchmark=benchmark, lang=lang)
     paragraph_index = 0
     for article in raw["data"]:
@@ -196,7 +208,11 @@ def read_lareqa_json(path: str | Path, lang: str) -> tuple[list[dict[str, str]],
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
+        raise ValueError(f"{path} is not valid JSON: {e}; a truncated or hand-edited file? restore or regenerate "
+                         "it") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); JSON files are UTF-8: convert it "
+                         "(e.g. iconv -t utf-8)") from None
     docs: list[dict[str, str]] = []
     queries: list[dict[str, str]] = []
     gold: dict[str, str] = {}
@@ -208,6 +224,9 @@ def read_lareqa_json(path: str | Path, lang: str) -> tuple[list[dict[str, str]],
                 docs += [{"docno": d, "text": s, "lang": lang} for d, s in zip(ids, paragraph["sentences"])]
                 for qa in paragraph["qas"]:
                     index, _ = gold_sentence(paragraph["sentence_breaks"], qa["answers"][0]["answer_start"])
+                    if isinstance(qa["id"], bool) or not isinstance(qa["id"], (str, int)):
+                        raise ValueError(f"{path}: question id {qa['id']!r} (question {qa.get('question')!r}) is "
+                                         "not a string; give every question an 'id'")
                     group = str(qa["id"])
                     gold[group] = ids[index]
                     queries.append({"qid": query_id(lang, group), "query": qa["question"], "lang": lang,
@@ -216,4 +235,10 @@ def read_lareqa_json(path: str | Path, lang: str) -> tuple[list[dict[str, str]],
     except (KeyError, IndexError, TypeError) as e:
         raise ValueError(f"{path} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' per "
                          f"paragraph): missing {e}") from None
+    try:  # a null sentence or question is an error, never the text "None"
+        check_texts((d["text"] for d in docs), ids=[d["docno"] for d in docs], column="sentence", id_name="docno")
+        check_texts((q["query"] for q in queries), ids=[q["qid"] for q in queries], column="question",
+                    id_name="qid")
+    except TextError as e:
+        raise TextError(f"{path}: {e}") from None
     return docs, queries, gold

@@ -89,24 +89,43 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fix_hint(rel: str) -> str:
+def fix_hint(rel: str, *, mirror: bool = False) -> str:
+    """How to restore a bad or missing ``rel`` (``<benchmark>/<lang>.json``), as the end of an error message.
+
+    A cache file is deleted and imported again; a mirror file is the user's own copy, which this package never
+    deletes, so the hint says to replace it with the pinned file.
+    """
+    benchmark, name = rel.split("/")
+    commit = COMMITS[benchmark]
+    if mirror:
+        url = URL_TEMPLATE.format(commit=commit, benchmark=benchmark, lang=name.removesuffix(".json"))
+        return (f"fix: replace it in the mirror with {rel} of commit {commit[:7]} of google-research-datasets/lareqa "
+                f"({url}), then run `pyterrier-hybrid data import DIR` again")
     return (
         f"fix: delete it and run `pyterrier-hybrid data import DIR` (or set ${MIRROR_ENV}=DIR) with DIR a "
-        f"LAReQA mirror holding {rel}, or let it download from {COMMITS[rel.split('/')[0]][:7]} of "
+        f"LAReQA mirror holding {rel}, or let it download from {commit[:7]} of "
         "google-research-datasets/lareqa"
     )
 
 
-def verify(path: Path, rel: str) -> Path:
-    """Check ``path`` against the pinned md5 of ``rel``; raise :class:`LareqaFileError` otherwise."""
+def verify(path: Path, rel: str, *, mirror: bool = False) -> Path:
+    """Check ``path`` against the pinned md5 of ``rel``; raise :class:`LareqaFileError` otherwise.
+
+    Args:
+        path: the file.
+        rel: ``<benchmark>/<lang>.json``.
+        mirror: ``path`` is in a user's mirror (the message then says how to replace it, not to delete it).
+    """
     expected = MD5[rel]
+    where = "LAReQA mirror file" if mirror else "LAReQA file"
     if not path.is_file():
-        raise LareqaFileError(f"{path}: missing LAReQA file {rel} (expected md5 {expected}); {_fix_hint(rel)}")
+        raise LareqaFileError(f"{path}: missing {where} {rel} (expected md5 {expected}); "
+                              f"{fix_hint(rel, mirror=mirror)}")
     actual = md5sum(path)
     if actual != expected:
         raise LareqaFileError(
-            f"{path}: md5 {actual} does not match the pinned md5 {expected} of {rel} (corrupt or a different "
-            f"version); {_fix_hint(rel)}"
+            f"{path}: md5 {actual} of this {where} does not match the pinned md5 {expected} of {rel} (truncated, "
+            f"corrupt or a different version); {fix_hint(rel, mirror=mirror)}"
         )
     return path
 
@@ -149,13 +168,16 @@ def import_mirror(mirror: str | os.PathLike, benchmarks: tuple[str, ...] = ("xqu
     Raises:
         LareqaFileError: a mirror file is missing or its md5 is wrong (nothing is copied for it).
     """
-    mirror = Path(mirror)
+    mirror = Path(mirror).expanduser()
+    if not mirror.is_dir():
+        raise LareqaFileError(f"LAReQA mirror {mirror} is not a folder; give the folder that holds "
+                              "xquad-r/<lang>.json and mlqa-r/<lang>.json")
     imported = []
     for benchmark in benchmarks:
         for lang in validate_benchmark(benchmark):
             rel = relative_path(benchmark, lang)
             dest = cache_dir() / rel
-            verify(mirror / rel, rel)
+            verify(mirror / rel, rel, mirror=True)
             if not (dest.is_file() and md5sum(dest) == MD5[rel]):
                 _atomic_copy(mirror / rel, dest)
             imported.append(dest)
@@ -175,8 +197,11 @@ def lareqa_file(benchmark: str, lang: str) -> Path:
     if not dest.is_file():
         mirror = os.environ.get(MIRROR_ENV)
         if mirror:
-            src = Path(mirror) / rel
-            verify(src, rel)
+            if not Path(mirror).expanduser().is_dir():
+                raise LareqaFileError(f"${MIRROR_ENV}={mirror} is not a folder; set it to the folder that holds "
+                                      "xquad-r/<lang>.json and mlqa-r/<lang>.json, or unset it")
+            src = Path(mirror).expanduser() / rel
+            verify(src, rel, mirror=True)
             _atomic_copy(src, dest)
         elif os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes"):
             raise LareqaFileError(
