@@ -1,8 +1,9 @@
 """``pyterrier-hybrid``: command line for data import/listing and the other tasks of the package.
 
 Every subcommand has ``--help``. Bad arguments exit with status 2 and a one-line reason
-(argparse's convention); a failure while running prints ``pyterrier-hybrid: error: <reason>``
-and exits with status 1.
+(argparse's convention); any failure while running prints one line ``pyterrier-hybrid: error: <reason>``
+and exits with status 1 (an interrupt: status 130). ``--debug`` (before or after the subcommand) shows
+the traceback instead. Inputs are checked before the slow work (model loading, encoding, training).
 """
 
 from __future__ import annotations
@@ -137,6 +138,36 @@ def _key_value(value: str) -> tuple[str, object]:
         return key, raw
 
 
+def _training_arg(value: str) -> tuple[str, object]:
+    """``KEY=VALUE`` (see :func:`_key_value`) whose KEY is a field of ``SentenceTransformerTrainingArguments``.
+
+    Checked while parsing: an unknown key would otherwise fail only after the model is loaded.
+    """
+    import dataclasses
+    import difflib
+
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    key, parsed = _key_value(value)
+    fields = sorted(f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init)
+    if key not in fields:
+        close = difflib.get_close_matches(key, fields, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise argparse.ArgumentTypeError(f"{key!r} is not a SentenceTransformerTrainingArguments field; {hint}"
+                                         "see the transformers TrainingArguments documentation")
+    return key, parsed
+
+
+def _device(value: str) -> str:
+    """A torch device that this machine has (checked while parsing, so before any model is loaded)."""
+    from ._checks import check_device
+
+    try:
+        return check_device(value.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _model_arg(value: str) -> str:
     """A model: the offline default, an existing directory, or a hub id (``owner/name``); not a missing path."""
     from pathlib import Path
@@ -160,6 +191,58 @@ def _model_name(model: str) -> str:
 
 def _verbosity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="no progress bars")
+
+
+def _check_measure_params(measure) -> None:
+    """Refuse parameters of the wrong type or range that ir_measures parses but that give wrong numbers.
+
+    ``AP@0`` would score 0 everywhere and ``R@1.5`` count ranks up to 1.5, silently; ``P(rel=0.5)`` is not a
+    relevance level.
+    """
+    import math
+
+    for param, value in measure.params.items():
+        info = measure.SUPPORTED_PARAMS.get(param)
+        if info is None:
+            raise CommandError(f"--measures: {measure} has no parameter {param!r}; it takes "
+                               f"{', '.join(measure.SUPPORTED_PARAMS) or 'none'}")
+        if info.dtype is int and (isinstance(value, bool) or not isinstance(value, int)):
+            problem = "an integer"
+        elif info.dtype is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+            problem = "a finite number"
+        elif info.dtype is bool and not isinstance(value, bool):
+            problem = "True or False"
+        elif isinstance(info.choices, (list, tuple)) and value not in info.choices:
+            problem = f"one of {', '.join(map(str, info.choices))}"
+        elif param == "cutoff" and value < 1:
+            problem = "an integer >= 1"
+        else:
+            continue
+        raise CommandError(f"--measures: {param} of {measure} must be {problem}, got {value!r}")
+
+
+def _writable_dir(path: str, option: str) -> None:
+    """Create the folder ``path`` if needed and write and remove a probe file in it.
+
+    Called before the slow work, so that a folder that cannot be written fails at once rather than after it.
+    The probe has a fresh unique name, so no file of the user's is touched.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{option} {path} is a file, not a folder; give a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".pyterrier-hybrid-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CommandError(f"{option} {path}: cannot write there ({e.strerror or e}); give a folder you can "
+                           "write to") from None
 
 
 def _set_threads(threads: int | None) -> None:
@@ -262,11 +345,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="language pairs with fewer pairs than a batch: skip them (default) or fail")
     p.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
                    help="resume from the latest checkpoint in --output-dir, or from CHECKPOINT")
-    p.add_argument("--device", help="torch device (default: CUDA if present)")
+    p.add_argument("--device", type=_device, help="torch device (default: CUDA if present)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
     p.add_argument("--fp16", action="store_true", help="float16 mixed precision (GPU)")
     p.add_argument("--gradient-accumulation-steps", type=_positive_int, help="accumulate gradients over N batches")
-    p.add_argument("--training-arg", action="append", type=_key_value, metavar="KEY=VALUE",
+    p.add_argument("--training-arg", action="append", type=_training_arg, metavar="KEY=VALUE",
                    help="extra SentenceTransformerTrainingArguments (repeatable), e.g. ddp_backend=gloo")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     _verbosity(p)
@@ -301,9 +384,20 @@ def _evaluate(args: argparse.Namespace) -> None:
         measures = [ir_measures.parse_measure(m) for m in args.measures] if args.measures else list(DEFAULT_MEASURES)
     except (ValueError, NameError, SyntaxError) as e:
         raise CommandError(f"--measures: cannot parse {','.join(args.measures)} as ir_measures names ({e})") from None
+    for measure in measures:
+        _check_measure_params(measure)
     names = [str(m) for m in measures]
     if args.measure not in names:
         raise CommandError(f"--measure {args.measure} is not among the evaluated measures: {', '.join(names)}")
+    # Folders and data next: an unwritable --out would otherwise fail only after the whole evaluation.
+    if args.out:
+        _writable_dir(args.out, "--out")
+    if args.cache_dir:
+        _writable_dir(args.cache_dir, "--cache-dir")
+    from .datasets import lareqa_file
+
+    for lang in langs or all_langs:  # a missing or corrupt benchmark file is named before any model loads
+        lareqa_file(args.benchmark, lang)
     _set_threads(args.threads)
     from .evaluation import encode_benchmark, evaluate_grid
     from .plots import atomic_write_text, compare, save_report
@@ -330,10 +424,12 @@ def _evaluate(args: argparse.Namespace) -> None:
             base_name = f"baseline_{base_name}"
         baseline = grid(args.baseline, base_name, with_lir=False)[0]
     table = compare(([baseline] if baseline is not None else []) + results)
+    summary_text = table.to_markdown(floatfmt=".3f")
+    print(summary_text, flush=True)  # first: a report that cannot be written must not lose the numbers
     if args.out:
         from pathlib import Path
 
-        out = Path(args.out)
+        out = Path(args.out).expanduser()
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for result in results:
@@ -343,11 +439,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         if baseline is not None:
             written += save_report(baseline, out, measure=args.measure).values()
         summary = out / f"summary_{args.benchmark}.md"
-        atomic_write_text(summary, table.to_markdown(floatfmt=".3f") + "\n")
+        atomic_write_text(summary, summary_text + "\n")
         written.append(summary)
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
-    print(table.to_markdown(floatfmt=".3f"))
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -374,7 +469,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", choices=["int8", "bf16"], help="faster, slightly inexact encoding")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--max-length", type=_positive_int, default=512, help="max tokens per text (default 512)")
-    p.add_argument("--device", help="torch device (default: CUDA if present)")
+    p.add_argument("--device", type=_device, help="torch device (default: CUDA if present)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--name", help="model name in tables and file names (default: from the model)")
     p.add_argument("--out", metavar="DIR", help="write heatmap PNG, markdown and CSV here")
@@ -427,35 +522,77 @@ def _add_noise(sub: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data, _add_train, _add_evaluate, _add_noise]
 
 
+_DEBUG_HELP = "on a failure, show the full Python traceback instead of the one-line reason"
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` after every subcommand too (SUPPRESS: an absent flag keeps the top-level value)."""
+    for action in parser._actions:  # argparse has no public way to walk the subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+                _add_debug(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Hybrid batch training and LAReQA-style multilingual retrieval experiments for PyTerrier.",
     )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(sub)
+    _add_debug(parser)
     return parser
 
 
+# Failures with a message written for the user; anything else is reported as unexpected.
+_EXPECTED = (CommandError, ValueError, OSError, KeyError, ImportError)
+
+
+def _error_line(e: BaseException) -> str:
+    """The one line printed for a failure: its message (newlines folded), marked when it is unexpected."""
+    reason = e.args[0] if isinstance(e, KeyError) and e.args else e  # str(KeyError) adds quotes
+    text = " ".join(str(reason).split()) or type(e).__name__
+    if not isinstance(e, _EXPECTED):
+        text = (f"unexpected {type(e).__name__}: {text} (this is a bug or an input nothing checked; rerun with "
+                f"`{PROG} --debug ...` for the traceback and report it)")
+    return f"{PROG}: error: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pyterrier-hybrid`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    quiet = getattr(args, "verbose", True) is False
+    """Entry point of the ``pyterrier-hybrid`` command.
+
+    Returns:
+        The exit status: 0 on success, 1 on a failure (one line on stderr), 130 on an interrupt. Bad
+        arguments raise ``SystemExit(2)`` from argparse after its own one-line usage error.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # known before parsing, for failures while parsing (e.g. importing torch)
+    hf_logging = None
     try:
-        if quiet:  # also silence Hugging Face's own bars (model loading, saving)
+        args = build_parser().parse_args(argv)
+        debug = debug or args.debug
+        if getattr(args, "verbose", True) is False:  # also silence Hugging Face's own bars (loading, saving)
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
         args.func(args)
-    except (CommandError, ValueError, OSError, KeyError) as e:
-        reason = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"{PROG}: error: {' '.join(str(reason).split())}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # every failure is one line unless --debug
+        if debug:
+            raise
+        sys.stdout.flush()  # what was printed before the failure comes first
+        print(_error_line(e), file=sys.stderr)
         return 1
     finally:
-        if quiet:
+        if hf_logging is not None:
             hf_logging.enable_progress_bar()
     return 0
 
