@@ -27,11 +27,13 @@ import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
+from ._checks import check_finite, check_texts
 from .languages import lang_of_id
 
 __all__ = ["LIR"]
 
 _ID_COLUMN = {"query_vec": "qid", "doc_vec": "docno"}
+_HINT = "the encoder produced them (damaged weights or diverged training); fix the model before LIR"
 
 
 class LIR(pt.Transformer):
@@ -50,8 +52,8 @@ class LIR(pt.Transformer):
             normalize: L2-normalise the projected vectors.
             verbose: progress bar while fitting.
         """
-        if k < 0:
-            raise ValueError(f"k must be >= 0 directions per language, got {k}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"k must be an int >= 0 (directions removed per language), got {k!r}")
         self.k = k
         self.center = center
         self.normalize = normalize
@@ -80,6 +82,8 @@ class LIR(pt.Transformer):
             if matrix.ndim != 2 or len(matrix) < max(self.k, 1):
                 raise ValueError(f"language {lang!r}: need a (n, dim) matrix with n >= k={self.k}, got "
                                  f"shape {matrix.shape}")
+            # NaN would make the SVD fail ("did not converge") or return NaN directions for every vector
+            check_finite(matrix, what=f"LIR fitting vectors of language {lang!r}", hint=_HINT)
             if self.center:
                 matrix = matrix - matrix.mean(axis=0, keepdims=True)
             _, _, vt = np.linalg.svd(matrix, full_matrices=False)
@@ -91,17 +95,25 @@ class LIR(pt.Transformer):
         """Estimate the directions from a document frame with ``doc_vec`` (and ``docno`` or ``lang``)."""
         pta.validate.columns(docs, includes=["doc_vec"])
         langs = self._langs(docs, "doc_vec")
-        matrix = np.stack(docs["doc_vec"].to_numpy())
+        matrix = self._matrix(docs, "doc_vec")
         return self.fit_vectors({lang: matrix[langs == lang] for lang in dict.fromkeys(langs)})
 
     def project(self, vectors: np.ndarray, langs: Sequence[str]) -> np.ndarray:
-        """Project the directions of each row's language out of ``vectors`` (``(n, dim)``)."""
+        """Project the directions of each row's language out of ``vectors`` (``(n, dim)``).
+
+        Raises:
+            NonFiniteError: ``vectors`` hold NaN or infinity (the projection would spread them).
+        """
         if not self.is_fitted:
             raise ValueError("LIR is not fitted: call fit(docs) or fit_vectors({lang: vectors}) first")
         vectors = np.asarray(vectors, dtype=np.float32)
         langs = np.asarray(langs, dtype=object)
         if len(langs) != len(vectors):
             raise ValueError(f"{len(langs)} languages for {len(vectors)} vectors")
+        check_finite(vectors, what="vectors to project", hint=_HINT)
+        dim = next(iter(self.directions.values())).shape[1]
+        if len(vectors) and (vectors.ndim != 2 or vectors.shape[1] != dim):
+            raise ValueError(f"vectors of shape {vectors.shape}; LIR was fitted on vectors of dimension {dim}")
         out = vectors.copy()
         for lang in dict.fromkeys(langs):
             if lang not in self.directions:
@@ -117,7 +129,11 @@ class LIR(pt.Transformer):
 
     def _langs(self, inp: pd.DataFrame, column: str) -> np.ndarray:
         if "lang" in inp.columns:
-            return inp["lang"].astype(str).to_numpy(dtype=object)
+            ids = _ID_COLUMN[column]
+            row_ids = inp[ids].tolist() if ids in inp.columns else None
+            # a missing language must not become the language "nan"
+            langs = check_texts(inp["lang"], row_ids, column="lang", id_name=ids if row_ids else "row")
+            return np.array(langs, dtype=object)
         ids = _ID_COLUMN[column]
         if ids not in inp.columns:
             raise ValueError(f"LIR needs a 'lang' or '{ids}' column to know the language of each {column}")
@@ -131,6 +147,18 @@ class LIR(pt.Transformer):
         out = inp.copy()
         for column in ("query_vec", "doc_vec"):
             if column in out.columns and len(out):
-                matrix = np.stack(out[column].to_numpy())
-                out[column] = list(self.project(matrix, self._langs(out, column)))
+                out[column] = list(self.project(self._matrix(out, column), self._langs(out, column)))
         return out
+
+    @staticmethod
+    def _matrix(inp: pd.DataFrame, column: str) -> np.ndarray:
+        """The vectors of ``column`` as one matrix, checked finite (named by qid / docno)."""
+        try:
+            matrix = np.stack(inp[column].to_numpy()).astype(np.float32)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"the {column!r} column does not hold vectors of one length: "
+                             f"{' '.join(str(e).split())}") from None
+        ids = _ID_COLUMN[column]
+        row_ids = inp[ids].tolist() if ids in inp.columns else None
+        return check_finite(matrix, what=f"the {column!r} column", ids=row_ids, id_name=ids if row_ids else "row",
+                            hint=_HINT)

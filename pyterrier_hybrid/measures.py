@@ -63,6 +63,7 @@ import peer_measure
 from ir_measures import Metric, measures, providers
 from ir_measures.providers.base import Any as AnyParam
 
+from ._checks import NonFiniteError, check_text
 from .languages import lang_of_id
 
 __all__ = [
@@ -89,8 +90,20 @@ def register_languages(mapping: Mapping[str, str]) -> None:
 
     Args:
         mapping: doc ids and/or query ids to language codes; added to (and overriding) earlier entries.
+
+    Raises:
+        TextError: a missing id or language (None / NaN), never registered as the text "None" or "nan".
+        ValueError: an empty language code.
     """
-    _LANGS.update({str(k): str(v) for k, v in mapping.items()})
+    checked = {}
+    for k, v in mapping.items():
+        integer = isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+        key = str(k) if integer else check_text(k, what="an id in register_languages")
+        lang = check_text(v, what=f"the language of id {k!r} in register_languages")
+        if not lang.strip():
+            raise ValueError(f"the language of id {k!r} in register_languages is empty; give a code such as 'en'")
+        checked[key] = lang
+    _LANGS.update(checked)
 
 
 def id_lang(identifier: str) -> str:
@@ -315,6 +328,10 @@ class _PerQueryEvaluator(providers.Evaluator):
             qrel = self.qrels.get(qid)
             if not qrel:
                 continue
+            bad = [doc for doc, score in scored.items() if not math.isfinite(score)]
+            if bad:  # sorted() of NaN scores gives an arbitrary order, hence an arbitrary value
+                raise NonFiniteError(f"run scores hold NaN or infinity for query {qid!r} ({len(bad)} documents, e.g. "
+                                     f"docno {bad[0]!r}); fix the model or the scores before evaluating")
             ranking = sorted_run(scored.items())
             for measure in self.measures:
                 value = self._value(measure, qid, qrel, ranking)
@@ -377,9 +394,16 @@ def peer(cutoff: int = 1000, *, langs: Iterable[str], weights: Mapping[int, floa
             p-value, see the module docstring) and only the non-relevant level carries information.
         lang_mapping: explicit doc id → language; by default languages come from the id prefix.
     """
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)) or cutoff < 1:
+        raise ValueError(f"PEER cutoff must be a positive int (>= 1), got {cutoff!r}")
     weights = dict(weights) if weights is not None else {0: 1.0, 1: 0.0}
+    if not all(isinstance(w, (int, float, np.number)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+               for w in weights.values()):
+        raise ValueError(f"PEER weights must be finite numbers >= 0, got {weights}")
     if not np.isclose(sum(weights.values()), 1.0):
         raise ValueError(f"PEER weights must sum to 1.0, got {weights}")
+    if lang_mapping is None and not set(langs):
+        raise ValueError("PEER needs the document languages (langs=...), got none")
     mapping = dict(lang_mapping) if lang_mapping is not None else IdLanguages(sorted(set(langs)))
     return PEER(cutoff=cutoff, weights=weights, lang_mapping=mapping)
 
