@@ -37,18 +37,20 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
-from pyterrier_dr import FlexIndex
 
 from . import _io
 from ._checks import check_finite, check_texts
 from .ann import APPROXIMATE, AnnSearch, LanguagePartitions
 from .languages import lang_of_id
+
+if TYPE_CHECKING:
+    from pyterrier_dr import FlexIndex
 
 __all__ = ["CorruptIndexError", "DenseIndex", "DenseIndexer", "DenseRetriever", "EncoderMismatchError"]
 
@@ -218,6 +220,8 @@ class DenseIndex:
     def flex(self) -> FlexIndex:
         """The underlying :class:`pyterrier_dr.FlexIndex` (vectors and docnos)."""
         if self._flex is None:
+            from pyterrier_dr import FlexIndex  # here: importing pyterrier_dr loads torch and transformers
+
             self.manifest  # noqa: B018 - checks the files before FlexIndex maps them
             self._flex = FlexIndex(str(self.path), verbose=self.verbose)
         return self._flex
