@@ -35,12 +35,13 @@ Example::
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import re
 import shutil
-import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
+from ._checks import TextError, check_finite, check_text, check_texts
+from ._io import atomic_dir, recover_dir
 from .languages import ALL_LANGS, ID_SEP, validate_langs
 
 __all__ = [
@@ -64,7 +67,65 @@ FORMAT = "pyterrier_hybrid.bm25"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TOKENIZERS: tuple[str, ...] = ("icu-ngram", "icu", "subword", "ngram", "regex")
+METHODS: tuple[str, ...] = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's scoring variants
 RESULT_COLUMNS = ["qid", "query", "docno", "score", "rank"]
+REBUILD = "rebuild the index with BM25Indexer(path, overwrite=True).index(corpus)"
+# A token no tokenizer emits (they all drop control characters): it gives bm25s a vocabulary for a model whose
+# documents have no tokens at all, and no query can match it.
+_NO_TOKENS = "\x00"
+
+
+def _positive_int(value: Any, what: str) -> int:
+    """``value`` as an int if it is a positive integer (a bool or a float such as 2.5 is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def _finite_number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def _check_params(k1: Any, b: Any, method: Any) -> tuple[float, float, str]:
+    """Validated BM25 parameters: bm25s computes NaN or negative scores from out-of-range ones without a word."""
+    k1, b = _finite_number(k1, "k1"), _finite_number(b, "b")
+    if k1 < 0:
+        raise ValueError(f"k1 must be >= 0 (term-frequency saturation; 0.9-2.0 is usual), got {k1!r}")
+    if not 0.0 <= b <= 1.0:
+        raise ValueError(f"b must be in [0, 1] (0: no length normalisation, 1: full), got {b!r}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; bm25s's scoring methods are: {', '.join(METHODS)}")
+    if method == "bm25+" and k1 == 0:
+        # bm25+ scores an absent term as (k1 + 1) * 0 / (k1 * norm + 0) + delta: 0/0 when k1 is 0.
+        raise ValueError("method='bm25+' needs k1 > 0 (with k1=0 it scores documents without a query term NaN)")
+    return k1, b, method
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """Parse one JSON file of an index; a missing, truncated or corrupt file is one clear error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: the BM25 index at {path.parent} is incomplete; {REBUILD}") \
+            from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} ({what}) is not valid JSON ({_one_line(e)}): the file is truncated or corrupt; "
+                         f"{REBUILD}") from None
+
+
+def _is_bm25_index(path: Path) -> bool:
+    """Whether the folder holds an index of this module (the only kind of folder ``overwrite=True`` replaces)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -171,8 +232,7 @@ class NgramTokenizer(Tokenizer):
     name = "ngram"
 
     def __init__(self, n: int = 3, *, words: str = "split") -> None:
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"ngram size must be a positive integer, got {n!r}")
+        n = _positive_int(n, "ngram size")
         if words not in ("split", "icu"):
             raise ValueError(f"words must be 'split' or 'icu', got {words!r}")
         self.n, self.words = n, words
@@ -341,11 +401,40 @@ def _doc_langs(docnos: Sequence[str]) -> list[str] | None:
     return None if any(lang is None for lang in langs) else langs  # type: ignore[return-value]
 
 
+def _check_docnos(docnos: list[Any]) -> list[str]:
+    """``docnos`` if every one is a non-empty str; a missing or numeric docno is never turned into text."""
+    for i, docno in enumerate(docnos):
+        try:
+            check_text(docno, what=f"the docno of document #{i}")
+        except TextError as e:
+            raise TextError(f"{e}; every document needs a str docno (convert numeric ids first, e.g. "
+                            "frame['docno'] = frame['docno'].astype(str), and drop rows without one)") from None
+        if not docno:
+            raise TextError(f"the docno of document #{i} is an empty string; every document needs a non-empty docno")
+    return docnos
+
+
+def _check_parent(path: Path) -> None:
+    """Refuse, before any work, an output path whose nearest existing ancestor is a file or not writable."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NotADirectoryError(f"cannot write the BM25 index at {path}: {ancestor} is a file, not a folder; choose "
+                                 "another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write the BM25 index at {path}: no write permission in {ancestor}; choose "
+                              "another path")
+
+
 def _build_model(tokens: list[list[str]], params: dict[str, Any]):
     import bm25s
 
     model = bm25s.BM25(**params)
-    # bm25s wants at least one token overall; an index of empty documents still needs a vocabulary.
+    if not any(tokens):
+        # bm25s cannot index documents without any token (e.g. a language whose only documents are empty): give
+        # it one that no query can match, so that this model simply finds nothing.
+        tokens = [[_NO_TOKENS], *tokens[1:]]
     model.index(tokens, show_progress=False)
     return model
 
@@ -364,18 +453,46 @@ class BM25Index:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         manifest_path = self.path / MANIFEST
+        if not self.path.exists():
+            # A build killed between the two renames of a non-atomic swap left the old index aside: put it back.
+            try:
+                recover_dir(self.path)
+            except OSError:  # read-only location: report the missing index below
+                pass
         if not manifest_path.is_file():
             raise FileNotFoundError(
                 f"{self.path} is not a BM25 index (no {MANIFEST}); build one with BM25Indexer(path).index(corpus_iter)"
             )
-        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if self.manifest.get("format") != FORMAT:
-            raise ValueError(f"{self.path} holds a {self.manifest.get('format')!r} index, not a {FORMAT!r} one")
+        self.manifest: dict[str, Any] = self._check_manifest(_read_json(manifest_path, "index manifest"))
         self._tokenizer: Tokenizer | None = None
         self._stemmer: LangStemmer | None = None
         self._docnos: np.ndarray | None = None
         self._models: dict[str | None, Any] = {}
         self._positions: dict[str, np.ndarray] = {}
+
+    def _check_manifest(self, manifest: Any) -> dict[str, Any]:
+        where = self.path / MANIFEST
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            fmt = manifest.get("format") if isinstance(manifest, dict) else None
+            raise ValueError(f"{self.path} holds a {fmt!r} index, not a {FORMAT!r} one")
+        if manifest.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{where} has format version {manifest.get('version')!r}; this package reads version "
+                             f"{FORMAT_VERSION}; {REBUILD}")
+        num_docs, langs = manifest.get("num_docs"), manifest.get("langs")
+        fields_ok = (
+            isinstance(manifest.get("tokenizer"), dict) and isinstance(manifest["tokenizer"].get("name"), str)
+            and isinstance(manifest.get("params"), dict)
+            and isinstance(num_docs, int) and not isinstance(num_docs, bool) and num_docs >= 1
+            and isinstance(langs, dict)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in langs.values())
+        )
+        if not fields_ok:
+            raise ValueError(f"{where} lacks or has malformed fields (tokenizer, params, num_docs, langs): the "
+                             f"manifest is corrupt; {REBUILD}")
+        if langs and sum(langs.values()) != num_docs:
+            raise ValueError(f"{where} counts {sum(langs.values())} documents over its languages but num_docs is "
+                             f"{num_docs}: the manifest is corrupt; {REBUILD}")
+        return manifest
 
     # -- construction ---------------------------------------------------------------------------------------
     @staticmethod
@@ -401,8 +518,13 @@ class BM25Index:
         return self._stemmer
 
     def tokenize_queries(self, queries: pd.DataFrame) -> list[list[str]]:
-        """Tokens of each row of a query frame (``query``; ``lang`` or the qid prefix picks the stemmer)."""
-        tokens = self.tokenizer.tokenize(queries["query"].fillna("").astype(str).tolist())
+        """Tokens of each row of a query frame (``query``; ``lang`` or the qid prefix picks the stemmer).
+
+        Raises:
+            TextError: a query text is missing (None/NaN), bytes or not a str (see :mod:`pyterrier_hybrid._checks`).
+        """
+        texts = check_texts(queries["query"], queries["qid"].tolist(), column="query", id_name="qid")
+        tokens = self.tokenizer.tokenize(texts)
         stemmer = self.stemmer
         if stemmer is None:
             return tokens
@@ -416,7 +538,14 @@ class BM25Index:
     def docnos(self) -> np.ndarray:
         """Docnos in index order."""
         if self._docnos is None:
-            self._docnos = np.array(json.loads((self.path / "docnos.json").read_text(encoding="utf-8")), dtype=object)
+            path = self.path / "docnos.json"
+            docnos = _read_json(path, "docno list")
+            if not isinstance(docnos, list) or not all(isinstance(d, str) for d in docnos):
+                raise ValueError(f"{path} is not a list of docno strings: the file is corrupt; {REBUILD}")
+            if len(docnos) != len(self):
+                raise ValueError(f"{path} holds {len(docnos)} docnos but {MANIFEST} says {len(self)} documents: the "
+                                 f"index is inconsistent (a partial copy?); {REBUILD}")
+            self._docnos = np.array(docnos, dtype=object)
         return self._docnos
 
     @property
@@ -433,9 +562,20 @@ class BM25Index:
             import bm25s
 
             sub = self.path / ("pooled" if lang is None else f"lang/{lang}")
-            self._models[lang] = bm25s.BM25.load(str(sub), show_progress=False, verbosity=0)
-            if lang is not None:
-                self._positions[lang] = np.load(sub / "positions.npy")
+            expected = len(self) if lang is None else int(self.manifest["langs"][lang])
+            try:
+                model = bm25s.BM25.load(str(sub), show_progress=False, verbosity=0)
+                positions = None if lang is None else np.load(sub / "positions.npy")
+            except (OSError, ValueError, KeyError, EOFError) as e:
+                raise ValueError(f"cannot read the bm25s model in {sub} ({type(e).__name__}: {_one_line(e)}): the "
+                                 f"index is incomplete or corrupt; {REBUILD}") from None
+            sizes = {int(model.scores["num_docs"])} | (set() if positions is None else {len(positions)})
+            if sizes != {expected}:
+                raise ValueError(f"the bm25s model in {sub} covers {sorted(sizes)} documents but {MANIFEST} says "
+                                 f"{expected}: the index is inconsistent; {REBUILD}")
+            self._models[lang] = model
+            if positions is not None:
+                self._positions[lang] = positions
         return self._models[lang]
 
     def positions(self, lang: str) -> np.ndarray:
@@ -479,23 +619,35 @@ class BM25Index:
 class BM25Indexer(pt.Indexer):
     """Builds a :class:`BM25Index` from documents with ``docno`` and ``text``.
 
+    Every document needs a distinct, non-empty string ``docno`` and a ``str`` text (an empty text is a document
+    without words). A missing text (None, NaN), bytes or a number is an error naming the docno, raised before
+    anything is tokenized: it is never indexed as the word "nan" or "None" (drop such rows first if that is meant).
+
     Args:
-        path: output directory; written atomically (a temporary sibling directory renamed at the end).
+        path: output directory, written whole: the index is built in a hidden sibling folder and swapped in at the
+            end, so that ``path`` holds the complete old or the complete new index at every instant (leftovers of a
+            killed build are removed, or a half-swapped old index put back, by the next build).
         tokenizer: ``"icu-ngram"`` (default), ``"icu"``, ``"subword"``, ``"ngram"``, ``"regex"`` or a
             :class:`Tokenizer`.
         subword_tokenizer: for ``tokenizer="subword"``: a local model directory or ``tokenizer.json``.
         ngram: for ``tokenizer="ngram"``/``"icu-ngram"``: n-gram length.
-        k1: BM25 term-frequency saturation.
-        b: BM25 length normalisation.
+        k1: BM25 term-frequency saturation, a finite number >= 0 (> 0 for ``"bm25+"``).
+        b: BM25 length normalisation, in [0, 1].
         method: bm25s scoring variant (``"lucene"``, ``"robertson"``, ``"atire"``, ``"bm25l"``, ``"bm25+"``).
+            ``"bm25l"`` and ``"bm25+"`` give every document a floor score, so they also return documents that
+            match no query token.
         stem: language-aware stemming: each document's tokens go through the Snowball stemmer (PyStemmer) of its
             docno's language, each query's through that of its ``lang`` column (or its qid's ``<lang>_`` prefix).
             Stemmers exist for ar, de, el, en, es, hi, ru, tr; other languages and unknown ones are not stemmed.
         text_field: the column holding the text to index.
         per_lang: build one model per language as well (needed for ``langs=`` filters). ``None`` (default):
             when every docno has a ``<lang>_`` prefix; ``True``: required (error otherwise); ``False``: never.
-        overwrite: replace an existing index at ``path`` (otherwise an existing index is an error).
+        overwrite: replace an existing index at ``path`` (otherwise an existing index is an error). A folder
+            that is not a BM25 index of this package (no manifest of this format) is never replaced.
         verbose: show progress bars.
+
+    Raises:
+        ValueError: an out-of-range parameter (checked here, before any document is read).
     """
 
     def __init__(
@@ -515,8 +667,13 @@ class BM25Indexer(pt.Indexer):
         verbose: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.k1, self.b, self.method = _check_params(k1, b, method)
+        ngram = _positive_int(ngram, "ngram")
+        if per_lang not in (None, True, False):
+            raise ValueError(f"per_lang must be None, True or False, got {per_lang!r}")
+        if not isinstance(text_field, str) or not text_field:
+            raise ValueError(f"text_field must be a column name (str), got {text_field!r}")
         self.tokenizer = make_tokenizer(tokenizer, subword_tokenizer=subword_tokenizer, ngram=ngram)
-        self.k1, self.b, self.method = float(k1), float(b), method
         self.stem = bool(stem)
         self._stemmer = LangStemmer() if self.stem else None
         self.text_field = text_field
@@ -529,29 +686,55 @@ class BM25Indexer(pt.Indexer):
         return [["docno", self.text_field]]
 
     def _read(self, corpus: Iterable[dict[str, Any]] | pd.DataFrame) -> tuple[list[str], list[str]]:
+        """Docnos and texts of ``corpus``, checked (see the class docstring) but never converted."""
+        if isinstance(corpus, (str, bytes, os.PathLike)) or not isinstance(corpus, (Iterable, pd.DataFrame)):
+            raise TypeError(f"corpus must be iter-dicts (e.g. dataset.get_corpus_iter()) or a DataFrame with "
+                            f"'docno' and {self.text_field!r}, got a {type(corpus).__name__}")
         if isinstance(corpus, pd.DataFrame):
             pta.validate.columns(corpus, includes=["docno", self.text_field])
-            return corpus["docno"].astype(str).tolist(), corpus[self.text_field].fillna("").astype(str).tolist()
-        docnos, texts = [], []
-        for i, doc in enumerate(pt.tqdm(corpus, desc="reading", unit="doc", disable=not self.verbose)):
-            if "docno" not in doc or self.text_field not in doc:
-                raise KeyError(
-                    f"document #{i} has fields {sorted(doc)}; BM25Indexer needs 'docno' and {self.text_field!r} "
-                    "(set text_field= to index another field)"
-                )
-            docnos.append(str(doc["docno"]))
-            texts.append(str(doc[self.text_field] or ""))
-        return docnos, texts
+            raw_docnos, raw_texts = corpus["docno"].tolist(), corpus[self.text_field].tolist()
+        else:
+            raw_docnos, raw_texts = [], []
+            for i, doc in enumerate(pt.tqdm(corpus, desc="reading", unit="doc", disable=not self.verbose)):
+                if not isinstance(doc, Mapping):
+                    raise TypeError(f"document #{i} is a {type(doc).__name__}, not a dict; BM25Indexer reads dicts "
+                                    f"with 'docno' and {self.text_field!r} (or a DataFrame)")
+                if "docno" not in doc or self.text_field not in doc:
+                    raise KeyError(
+                        f"document #{i} has fields {sorted(map(str, doc))}; BM25Indexer needs 'docno' and "
+                        f"{self.text_field!r} (set text_field= to index another field)"
+                    )
+                raw_docnos.append(doc["docno"])
+                raw_texts.append(doc[self.text_field])
+        docnos = _check_docnos(raw_docnos)
+        return docnos, check_texts(raw_texts, docnos, column=self.text_field, id_name="docno")
 
     def index(self, corpus: Iterable[dict[str, Any]] | pd.DataFrame) -> BM25Index:
-        """Tokenize and index ``corpus`` (iter-dicts or a DataFrame); returns the :class:`BM25Index`."""
-        if self.path.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.path} already exists; pass overwrite=True to replace it")
+        """Tokenize and index ``corpus`` (iter-dicts or a DataFrame); returns the :class:`BM25Index`.
+
+        The output path is checked (existing index, ``overwrite``, a folder that is not an index) before the corpus
+        is read, and every docno and text before anything is tokenized.
+
+        Raises:
+            FileExistsError: ``path`` exists and ``overwrite`` is False, is a file, or holds other files.
+            TextError: a docno or text is missing or not a str (the message names it).
+            ValueError: an empty corpus, repeated docnos, or a corpus whose texts give no token at all.
+        """
+        _check_parent(self.path)
+        with atomic_dir(self.path, overwrite=self.overwrite, owned=_is_bm25_index, what="BM25 index") as tmp:
+            self._build(corpus, tmp)
+        return BM25Index(self.path)
+
+    def _build(self, corpus: Iterable[dict[str, Any]] | pd.DataFrame, tmp: Path) -> None:
+        """Read, check, tokenize and index ``corpus`` into the (empty, temporary) folder ``tmp``."""
         docnos, texts = self._read(corpus)
         if not docnos:
             raise ValueError("cannot build a BM25 index from an empty corpus")
         if len(set(docnos)) != len(docnos):
-            raise ValueError("the corpus has duplicate docnos; every document needs a distinct docno")
+            seen: set[str] = set()
+            repeated = [d for d in docnos if d in seen or seen.add(d)]  # type: ignore[func-returns-value]
+            raise ValueError(f"the corpus repeats docno {repeated[0]!r} ({len(repeated)} repeated rows in all); every "
+                             "document needs a distinct docno (deduplicate the corpus first)")
         langs = _doc_langs(docnos) if self.per_lang is not False else None
         if self.per_lang is True and langs is None:
             raise ValueError("per_lang=True needs every docno to start with a language code, e.g. 'de_00012_003'")
@@ -560,48 +743,37 @@ class BM25Indexer(pt.Indexer):
         batch = 1024
         for start in pt.tqdm(range(0, len(texts), batch), desc="tokenizing", unit="batch", disable=not self.verbose):
             tokens.extend(self.tokenizer.tokenize(texts[start : start + batch]))
+        if not any(tokens):
+            raise ValueError(f"none of the {len(texts)} texts in {self.text_field!r} gives a single token (all empty "
+                             "or punctuation); nothing could ever be found: check text_field= and the corpus")
         if self._stemmer is not None:
             tokens = self._stemmer(tokens, [_id_lang(d) for d in docnos])
         params = {"k1": self.k1, "b": self.b, "method": self.method}
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        try:
-            _build_model(tokens, params).save(str(tmp / "pooled"), show_progress=False)
-            lang_counts: dict[str, int] = {}
-            if langs is not None:
-                lang_arr = np.array(langs)
-                for lang in pt.tqdm(sorted(set(langs)), desc="per-language models", disable=not self.verbose):
-                    pos = np.flatnonzero(lang_arr == lang)
-                    sub = tmp / "lang" / lang
-                    _build_model([tokens[i] for i in pos], params).save(str(sub), show_progress=False)
-                    np.save(sub / "positions.npy", pos.astype(np.int64))
-                    lang_counts[lang] = int(len(pos))
-            (tmp / "docnos.json").write_text(json.dumps(docnos, ensure_ascii=False), encoding="utf-8")
-            self.tokenizer.save(tmp)
-            manifest = {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "engine": "bm25s",
-                "tokenizer": self.tokenizer.config(),
-                "params": params,
-                "stem": self.stem,
-                "text_field": self.text_field,
-                "num_docs": len(docnos),
-                "langs": lang_counts,
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-            if self.path.exists():
-                old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
-                os.replace(self.path, old)
-                os.replace(tmp, self.path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, self.path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return BM25Index(self.path)
+        _build_model(tokens, params).save(str(tmp / "pooled"), show_progress=False)
+        lang_counts: dict[str, int] = {}
+        if langs is not None:
+            lang_arr = np.array(langs)
+            for lang in pt.tqdm(sorted(set(langs)), desc="per-language models", disable=not self.verbose):
+                pos = np.flatnonzero(lang_arr == lang)
+                sub = tmp / "lang" / lang
+                _build_model([tokens[i] for i in pos], params).save(str(sub), show_progress=False)
+                np.save(sub / "positions.npy", pos.astype(np.int64))
+                lang_counts[lang] = int(len(pos))
+        (tmp / "docnos.json").write_text(json.dumps(docnos, ensure_ascii=False), encoding="utf-8")
+        self.tokenizer.save(tmp)
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "engine": "bm25s",
+            "tokenizer": self.tokenizer.config(),
+            "params": params,
+            "stem": self.stem,
+            "text_field": self.text_field,
+            "num_docs": len(docnos),
+            "langs": lang_counts,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
 
     def __repr__(self) -> str:
         return f"BM25Indexer({str(self.path)!r}, tokenizer={self.tokenizer!r})"
@@ -620,15 +792,33 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return cand[np.lexsort((cand, -scores[cand]))]
 
 
+def _check_one_text_per_qid(queries: pd.DataFrame) -> None:
+    """Refuse a qid given two different query texts: keeping one of them would drop the other silently."""
+    texts = queries.drop_duplicates(["qid", "query"])
+    if len(texts) == texts["qid"].nunique():
+        return
+    clash = texts[texts.duplicated("qid", keep=False)]
+    qid = clash["qid"].iloc[0]
+    first, second = clash.loc[clash["qid"] == qid, "query"].iloc[:2]
+    n = clash["qid"].nunique()
+    raise ValueError(f"qid {qid!r} has two different query texts ({first[:60]!r} and {second[:60]!r}; {n} such "
+                     "qid(s) in all); a qid names one query: give each text its own qid")
+
+
 class BM25Retriever(pt.Transformer):
     """BM25 retrieval over a :class:`BM25Index`: ``qid, query`` → ``qid, query, docno, score, rank``.
 
-    Only documents that match at least one query token are returned (as an inverted index would), at most
-    ``num_results`` per query. Other query columns are kept.
+    Only documents with a positive score are returned, at most ``num_results`` per query: with the default
+    methods these are the documents that match at least one query token (as an inverted index would). Other query
+    columns are kept.
+
+    A qid is one query: rows that repeat a qid with the same query text are answered once, while rows that give
+    one qid two different texts are an error (one of them would otherwise be dropped without a word). A missing
+    (None/NaN), bytes or non-str query text is an error naming the qid, raised before anything is scored.
 
     Args:
         index: a :class:`BM25Index` or its path.
-        num_results: results per query.
+        num_results: results per query (a positive int).
         langs: restrict to documents of these languages. Each language is scored with its own model, so a
             one-language filter gives exactly the ranking of an index of that language alone; several
             languages are merged by score. ``None`` searches the pooled model (pooled statistics).
@@ -643,14 +833,13 @@ class BM25Retriever(pt.Transformer):
         langs: Sequence[str] | str | None = None,
         verbose: bool = False,
     ) -> None:
+        num_results = _positive_int(num_results, "num_results")
         self.index = index if isinstance(index, BM25Index) else BM25Index(index)
-        if not isinstance(num_results, int) or num_results < 1:
-            raise ValueError(f"num_results must be a positive integer, got {num_results!r}")
         self.num_results = num_results
         self.langs = self.index.check_langs(langs)
         self.verbose = verbose
 
-    def _score(self, token_lists: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _score(self, token_lists: list[list[str]], qids: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(doc rows in the pooled order, scores) of the top results of each tokenized query."""
         parts: list[tuple[Any, np.ndarray | None]]
         if self.langs is None:
@@ -659,14 +848,19 @@ class BM25Retriever(pt.Transformer):
             parts = [(self.index.model(lang), self.index.positions(lang)) for lang in self.langs]
         out = []
         k = self.num_results
-        for toks in pt.tqdm(token_lists, desc="BM25", unit="q", disable=not self.verbose):
+        for qid, toks in pt.tqdm(zip(qids, token_lists), total=len(qids), desc="BM25", unit="q",
+                                 disable=not self.verbose):
             rows, scores = [], []
             for model, pos in parts:
                 vocab = model.vocab_dict
-                ids = [vocab[t] for t in toks if t in vocab]
+                ids = [vocab[t] for t in toks if t in vocab and t != _NO_TOKENS]
                 if not ids:
                     continue
                 s = model.get_scores_from_ids(ids)
+                if not np.isfinite(s).all():  # NaN > 0 is False: _top would drop such documents silently
+                    check_finite(s, what=f"the BM25 scores of qid {qid!r}", id_name="docno",
+                                 ids=self.index.docnos if pos is None else self.index.docnos[pos],
+                                 hint=f"the index files hold non-finite statistics (corrupt?); {REBUILD}")
                 top = _top(s, k)
                 rows.append(top if pos is None else pos[top])
                 scores.append(s[top])
@@ -687,13 +881,21 @@ class BM25Retriever(pt.Transformer):
             return pd.DataFrame({c: pd.Series(dtype=inp[c].dtype) for c in query_cols}).assign(
                 docno=pd.Series(dtype=object), score=pd.Series(dtype=np.float64), rank=pd.Series(dtype=np.int64)
             )
+        missing = inp["qid"].isna().to_numpy()
+        if missing.any():
+            raise ValueError(f"row {int(np.flatnonzero(missing)[0])} of the query frame has no qid "
+                             f"({int(missing.sum())} rows in all); every query needs a qid")
+        check_texts(inp["query"], inp["qid"].tolist(), column="query", id_name="qid")
+        _check_one_text_per_qid(inp)
         queries = inp[query_cols].drop_duplicates("qid").reset_index(drop=True)
-        results = self._score(self.index.tokenize_queries(queries))
+        tokens = self.index.tokenize_queries(queries)
+        docnos = self.index.docnos  # read (and check) docnos.json before scoring
+        results = self._score(tokens, queries["qid"].tolist())
         counts = np.array([len(r) for r, _ in results], dtype=np.int64)
         rows = np.concatenate([r for r, _ in results]) if len(results) else np.empty(0, dtype=np.int64)
         scores = np.concatenate([s for _, s in results]).astype(np.float64)
         out = queries.iloc[np.repeat(np.arange(len(queries)), counts)].reset_index(drop=True)
-        out["docno"] = self.index.docnos[rows] if len(rows) else pd.Series(dtype=object)
+        out["docno"] = docnos[rows] if len(rows) else pd.Series(dtype=object)
         out["score"] = scores
         out["rank"] = np.concatenate([np.arange(c, dtype=np.int64) for c in counts]) if len(counts) else []
         return out
