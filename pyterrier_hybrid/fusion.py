@@ -4,11 +4,17 @@
   ``sum over runs of 1 / (k + rank)`` with ranks counted **from 1**, as in the paper. It is
   :class:`pyterrier_alpha.RRFusion` (whose ``rr_fusion`` does the merging) with three fixes: PyTerrier ranks count
   from 0, so ``k + 1`` is passed on; ``num_results=None`` keeps everything (pyterrier-alpha 0.16.5 raises);
-  empty inputs give an empty result frame with the usual columns.
+  empty inputs give an empty result frame with the usual columns; runs are merged on ``qid`` and ``docno`` only
+  (``rr_fusion`` also merges on ``query``, so two runs that spell one query differently would give the same
+  document twice).
 * :func:`linear_fusion` — ``weight * norm(a) + (1 - weight) * norm(b)`` with per-query min-max normalisation,
   written with PyTerrier's own ``>>``, ``*`` and ``+`` operators (``+`` gives 0 to a document that a run did
   not retrieve). The min-max step is :class:`PerQueryMinMax`: pyterrier-alpha's ``PerQueryMaxMinScore`` fails to
   import its validator in 0.16.5, so the same formula is implemented here.
+
+Every run is checked before it is fused: its scores must be finite (``linear_fusion`` would otherwise count a NaN
+as 0 and ``rrf`` rank it arbitrarily) and it may rank a document only once per query (a repeated document would be
+counted twice). Both are errors naming the run, the qid (and the docno).
 
 Example::
 
@@ -21,14 +27,102 @@ Example::
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
-__all__ = ["LinearFusion", "PerQueryMinMax", "RRF", "linear_fusion", "rrf"]
+from ._checks import check_finite
+
+__all__ = ["LinearFusion", "PerQueryMinMax", "RRF", "check_run", "linear_fusion", "rrf"]
 
 NORMALISATIONS = ("minmax", "none")
+RUN_COLUMNS = ("qid", "docno", "score")
+
+
+def _num_results(value: Any) -> int | None:
+    """``value`` if it is None or a positive int (a bool or a float such as 2.5 is refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"num_results must be a positive integer or None, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def _real(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def _check_transformers(transformers: tuple[Any, ...], what: str) -> None:
+    for i, t in enumerate(transformers):
+        if not isinstance(t, pt.Transformer):
+            raise TypeError(f"{what} fuses transformers, but argument {i} is a {type(t).__name__}; wrap a fixed run "
+                            "in pt.Transformer.from_df(run)")
+
+
+def _name(i: int, transformer: pt.Transformer) -> str:
+    """A one-line name of run ``i`` for messages (some reprs span lines)."""
+    text = " ".join(repr(transformer).split())
+    return f"run {i} ({text[:80]}{'...' if len(text) > 80 else ''})"
+
+
+def check_run(run: pd.DataFrame, name: str, *, columns: tuple[str, ...] = RUN_COLUMNS) -> None:
+    """Refuse a run that fusion would turn into wrong numbers silently.
+
+    Args:
+        run: a result frame.
+        name: the run, for messages (``"run 1 (BM25Retriever(...))"``).
+        columns: the columns the run must have.
+
+    Raises:
+        ValueError: a column is missing, a docno is missing, a score is not a number, or a document is ranked
+            twice for one query.
+        NonFiniteError: a score is NaN or infinite (names the qid).
+    """
+    missing = [c for c in columns if c not in run.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {missing}; fusion needs result frames with {', '.join(columns)}")
+    if not len(run):
+        return
+    try:
+        scores = run["score"].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"the scores of {name} are not numbers (dtype {run['score'].dtype}); a run's score "
+                         "column must be numeric") from None
+    check_finite(scores, what=f"the scores of {name}", ids=run["qid"].tolist(), id_name="qid",
+                 hint="fusion would count them as 0 or rank them arbitrarily; fix the retriever or drop those rows")
+    no_docno = run["docno"].isna().to_numpy()
+    if no_docno.any():
+        qid = run["qid"].iloc[int(np.flatnonzero(no_docno)[0])]
+        raise ValueError(f"{name} has a row without docno for qid {qid!r} ({int(no_docno.sum())} rows in all); "
+                         "every retrieved row needs its docno")
+    repeated = run.duplicated(["qid", "docno"]).to_numpy()
+    if repeated.any():
+        row = run.iloc[int(np.flatnonzero(repeated)[0])]
+        raise ValueError(f"{name} ranks docno {row['docno']!r} more than once for qid {row['qid']!r} "
+                         f"({int(repeated.sum())} repeated rows in all); a run ranks each document once per query "
+                         "(keep the best row of each, e.g. run.drop_duplicates(['qid', 'docno']))")
+
+
+class _CheckRun(pt.Transformer):
+    """Passes a run through after :func:`check_run` (the first stage of each side of :class:`LinearFusion`)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        """Check ``inp`` and return it unchanged."""
+        check_run(inp, self.name)
+        return inp
+
+    def __repr__(self) -> str:
+        return f"_CheckRun({self.name!r})"
 
 
 class PerQueryMinMax(pt.Transformer):
@@ -36,6 +130,7 @@ class PerQueryMinMax(pt.Transformer):
 
     A query whose scores are all equal (e.g. a single result) gets 0 for each, as with
     :func:`sklearn.preprocessing.minmax_scale` (and pyterrier-alpha's ``PerQueryMaxMinScore``). Ranks are kept.
+    A NaN or infinite score is an error (it would turn every score of its query into NaN).
     """
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
@@ -44,6 +139,8 @@ class PerQueryMinMax(pt.Transformer):
             v.result_frame(extra_columns=["score"])
         if len(inp) == 0:
             return inp.copy()
+        check_finite(inp["score"].to_numpy(dtype=np.float64), what="the scores given to PerQueryMinMax",
+                     ids=inp["qid"].tolist(), id_name="qid", hint="fix the retriever or drop those rows")
         grouped = inp.groupby("qid", sort=False)["score"]
         lo = grouped.transform("min").to_numpy(dtype=np.float64)
         span = grouped.transform("max").to_numpy(dtype=np.float64) - lo
@@ -60,32 +157,32 @@ class RRF(pta.RRFusion):
 
     Args:
         transformers: the retrievers to fuse; each must output ``qid``, ``query``, ``docno``, ``score``.
-        k: the RRF constant (60 in Cormack et al.).
-        num_results: results kept per query; ``None`` keeps all.
+        k: the RRF constant (60 in Cormack et al.), a finite number >= 0.
+        num_results: results kept per query (a positive int); ``None`` keeps all.
 
     The output has ``qid``, ``query``, ``docno``, ``score``, ``rank``; other columns (e.g. ``text``) are
-    dropped, as in :func:`pyterrier_alpha.fusion.rr_fusion`. Ties are broken by the merged order.
+    dropped, as in :func:`pyterrier_alpha.fusion.rr_fusion`. The ``query`` of a qid is the one of the first run
+    that retrieved anything for it. Ties are broken by the merged order.
+
+    Raises:
+        ValueError: at transform time, for a run with a NaN/infinite score or one that ranks a docno twice for
+            one query (see :func:`check_run`).
     """
 
     def __init__(self, *transformers: pt.Transformer, k: float = 60, num_results: int | None = 1000) -> None:
         if not transformers:
             raise ValueError("rrf needs at least one transformer to fuse")
+        _check_transformers(transformers, "rrf")
+        k = _real(k, "the RRF constant k")
         if k < 0:
             raise ValueError(f"the RRF constant k must be >= 0, got {k!r}")
-        if num_results is not None and (not isinstance(num_results, int) or num_results < 1):
-            raise ValueError(f"num_results must be a positive integer or None, got {num_results!r}")
-        super().__init__(*transformers, k=k, num_results=num_results)
+        super().__init__(*transformers, k=k, num_results=_num_results(num_results))
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         """Run every transformer on ``inp`` and fuse their rankings."""
         runs = [t(inp) for t in self.transformers]
         for i, run in enumerate(runs):
-            missing = [c for c in ("qid", "query", "docno", "score") if c not in run.columns]
-            if missing:
-                raise ValueError(
-                    f"run {i} ({self.transformers[i]!r}) lacks column(s) {missing}; RRF fuses result frames with "
-                    "qid, query, docno and score"
-                )
+            check_run(run, _name(i, self.transformers[i]), columns=("qid", "query", "docno", "score"))
         runs = [r for r in runs if len(r)]
         if not runs:
             return pd.DataFrame(
@@ -99,8 +196,12 @@ class RRF(pta.RRFusion):
             )
         # rr_fusion uses 1 / (k + rank) with PyTerrier's 0-based rank; k + 1 gives the 1-based formula.
         num = self.num_results if self.num_results is not None else max(len(r) for r in runs) * len(runs)
-        out = pta.fusion.rr_fusion(*[r.copy() for r in runs], k=self.k + 1, num_results=num)
-        return out[["qid", "query", "docno", "score", "rank"]]
+        # Merge on qid and docno alone (rr_fusion merges on query too), then give each qid its first run's query.
+        queries = pd.concat([r[["qid", "query"]] for r in runs]).drop_duplicates("qid").set_index("qid")["query"]
+        out = pta.fusion.rr_fusion(*[r[["qid", "docno", "score"]].assign(query="") for r in runs], k=self.k + 1,
+                                   num_results=num)
+        out["query"] = out["qid"].map(queries)
+        return out[["qid", "query", "docno", "score", "rank"]].reset_index(drop=True)
 
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.transformers))
@@ -111,9 +212,11 @@ def rrf(*retrievers: pt.Transformer, k: float = 60, num_results: int | None = 10
     """Reciprocal-rank fusion of ``retrievers`` (see :class:`RRF`).
 
     Args:
-        retrievers: transformers that each return a ranking (``qid, query, docno, score``).
-        k: RRF constant; a document at rank r (from 1) in a run earns ``1 / (k + r)``.
-        num_results: results kept per query (``None``: all).
+        retrievers: transformers that each return a ranking (``qid, query, docno, score``) with finite scores and
+            each document at most once per query (otherwise the fused run is refused with an error naming the
+            run, the qid and the docno).
+        k: RRF constant, finite and >= 0; a document at rank r (from 1) in a run earns ``1 / (k + r)``.
+        num_results: results kept per query, a positive int (``None``: all).
     """
     return RRF(*retrievers, k=k, num_results=num_results)
 
@@ -131,28 +234,32 @@ def linear_fusion(
     A document retrieved by only one run gets 0 from the other (after normalisation, the score of the worst
     retrieved document). Built from PyTerrier operators, so it prints and composes like any pipeline.
 
+    Each run must have finite scores and rank each document at most once per query: a NaN score would count as 0
+    and a repeated document twice, so either is an error naming the run, the qid (and the docno).
+
     Args:
         a: first retriever (e.g. BM25).
         b: second retriever (e.g. dense).
-        weight: weight of ``a`` in [0, 1]; ``b`` gets ``1 - weight``.
+        weight: weight of ``a``, a number in [0, 1]; ``b`` gets ``1 - weight``.
         normalise: ``"minmax"`` (per-query min-max, :class:`PerQueryMinMax`) or ``"none"``/``None`` (raw scores).
-        num_results: keep this many results per query (``None``: all).
+        num_results: keep this many results per query, a positive int (``None``: all).
     """
-    if not 0.0 <= float(weight) <= 1.0:
+    _check_transformers((a, b), "linear_fusion")
+    weight = _real(weight, "weight")
+    if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1] (the weight of the first run), got {weight!r}")
     norm = "none" if normalise is None else normalise
     if norm not in NORMALISATIONS:
         raise ValueError(f"unknown normalise={normalise!r}; valid values are: {', '.join(NORMALISATIONS)}, None")
-    if num_results is not None and (not isinstance(num_results, int) or num_results < 1):
-        raise ValueError(f"num_results must be a positive integer or None, got {num_results!r}")
-    return LinearFusion(a, b, weight=float(weight), normalise=norm, num_results=num_results)
+    return LinearFusion(a, b, weight=weight, normalise=norm, num_results=_num_results(num_results))
 
 
 class LinearFusion(pt.Transformer):
     """The pipeline of :func:`linear_fusion` (``(a >> norm) * w + (b >> norm) * (1 - w)``, then a cutoff).
 
-    It only adds one repair to PyTerrier's ``+``: a document that only the second run retrieved would get NaN in
-    the query columns (``query`` ...), which are filled back from the input here.
+    It adds a check of each run (:func:`check_run`: finite scores, each document once per query) before anything
+    is combined, and one repair to PyTerrier's ``+``: a document that only the second run retrieved would get NaN
+    in the query columns (``query`` ...), which are filled back from the input here.
     """
 
     def __init__(
@@ -160,6 +267,7 @@ class LinearFusion(pt.Transformer):
     ) -> None:
         self.a, self.b = a, b
         self.weight, self.normalise, self.num_results = weight, normalise, num_results
+        a, b = a >> _CheckRun(_name(0, a)), b >> _CheckRun(_name(1, b))
         if normalise == "minmax":
             a, b = a >> PerQueryMinMax(), b >> PerQueryMinMax()
         fused = a * weight + b * (1.0 - weight)
