@@ -123,27 +123,27 @@ def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
         raise ValueError(f"{path} does not exist; a BEIR folder needs {CORPUS_FILE}, {QUERIES_FILE} and "
                          f"{QRELS_DIR}/<split>.tsv")
     rows = []
-    number = 0
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg}): {line.strip()[:80]!r}; "
-                                     "fix or remove that line (a truncated file? copy it again)") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
-                if missing := [k for k in required if k not in row]:
-                    raise ValueError(f"{path}, line {number}: missing field(s) {missing}; every line needs "
-                                     f"{list(required)}, this one has {sorted(row)}")
-                _check_row(row, path, number)
-                rows.append(row)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}, line {number + 1}: not UTF-8 ({e.reason} at byte {e.start} of the block read); "
-                         "BEIR files are UTF-8: convert the file (e.g. iconv -t utf-8)") from None
+    with open(path, "rb") as f:  # decoded line by line, so that a bad byte is reported with its line
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # tolerate a byte-order mark
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}, line {number}: not UTF-8 ({e.reason} at byte {e.start} of the line); "
+                                 "BEIR files are UTF-8: convert the file (e.g. iconv -t utf-8)") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg}): {line.strip()[:80]!r}; "
+                                 "fix or remove that line (a truncated file? copy it again)") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+            if missing := [k for k in required if k not in row]:
+                raise ValueError(f"{path}, line {number}: missing field(s) {missing}; every line needs "
+                                 f"{list(required)}, this one has {sorted(row)}")
+            _check_row(row, path, number)
+            rows.append(row)
     if not rows:
         raise ValueError(f"{path} is empty")
     return rows
