@@ -277,6 +277,8 @@ def _train(args: argparse.Namespace) -> None:
         raise CommandError("--resume without a checkpoint path needs the --output-dir of the interrupted run")
     if args.resume not in (None, True) and not Path(args.resume).is_dir():
         raise CommandError(f"checkpoint directory {args.resume} does not exist")
+    if args.force_resume and not args.resume:
+        raise CommandError("--force-resume only applies with --resume")
     _set_threads(args.threads)
     from .training import HybridBatchTrainer
 
@@ -290,7 +292,8 @@ def _train(args: argparse.Namespace) -> None:
     trainer = HybridBatchTrainer(
         args.model, mode=args.mode, alpha=args.alpha, batch_size=args.batch_size, epochs=args.epochs,
         max_steps=args.max_steps, lr=args.lr, warmup_ratio=args.warmup_ratio, seed=args.seed,
-        output_dir=args.output_dir, freeze_embeddings=args.freeze_embeddings, symmetric=args.symmetric,
+        output_dir=args.output_dir, overwrite=args.overwrite, freeze_embeddings=args.freeze_embeddings,
+        symmetric=args.symmetric,
         gradient_cache=args.gradient_cache, mini_batch_size=args.mini_batch_size, scale=args.scale,
         temperature=args.temperature, query_prompt=args.query_prompt, doc_prompt=args.doc_prompt,
         max_seq_length=args.max_seq_length, save_steps=args.save_steps, save_total_limit=args.save_total_limit,
@@ -300,7 +303,8 @@ def _train(args: argparse.Namespace) -> None:
     pairs, description = _train_pairs(args)
     if args.verbose:
         print(f"training on {len(pairs)} pairs from {description}", file=sys.stderr)
-    trainer.fit_pairs(pairs, resume_from_checkpoint=args.resume, data_description=description)
+    trainer.fit_pairs(pairs, resume_from_checkpoint=args.resume, force_resume=args.force_resume,
+                      data_description=description)
     print(f"model saved to {trainer.output_dir}")
 
 
@@ -327,7 +331,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive_float, default=2e-5, help="peak learning rate (default 2e-5)")
     p.add_argument("--warmup-ratio", type=_unit_float, default=0.1, help="share of steps for warm-up (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampler, dropout and heads (default 0)")
-    p.add_argument("--output-dir", help="where checkpoints and the final model go (default: a new temp dir)")
+    p.add_argument("--output-dir", help="where checkpoints and the final model go (default: a new temp dir); "
+                                        "new, empty or an earlier run of this command")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also write into an --output-dir holding other files or an unfinished run (same-named "
+                        "files are replaced, nothing else is deleted)")
     p.add_argument("--freeze-embeddings", action="store_true", help="keep the token-embedding matrix fixed")
     p.add_argument("--symmetric", action="store_true", help="add the answer-to-question InfoNCE term")
     p.add_argument("--gradient-cache", action="store_true", help="GradCache loss (large batches in little memory)")
@@ -344,7 +352,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--small-pools", choices=["skip", "error"], default="skip",
                    help="language pairs with fewer pairs than a batch: skip them (default) or fail")
     p.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
-                   help="resume from the latest checkpoint in --output-dir, or from CHECKPOINT")
+                   help="resume from the latest checkpoint in --output-dir, or from CHECKPOINT (settings and data "
+                        "must match the run's record)")
+    p.add_argument("--force-resume", action="store_true",
+                   help="with --resume: continue although settings or data differ from the run's record (noted in it)")
     p.add_argument("--device", type=_device, help="torch device (default: CUDA if present)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
     p.add_argument("--fp16", action="store_true", help="float16 mixed precision (GPU)")

@@ -614,6 +614,8 @@ class HybridBatchTrainer(pt.Estimator):
 def _model_card(info: Mapping[str, Any]) -> str:
     """A short README.md noting how the model was trained."""
     stats = info["data_stats"]
+    steps = info.get("final_train_loss_steps")
+    window = f" (mean of steps {steps[0]}-{steps[1]})" if steps else ""
     lines = [
         "---",
         "library_name: sentence-transformers",
@@ -636,7 +638,7 @@ def _model_card(info: Mapping[str, Any]) -> str:
         f"- loss: InfoNCE, scale {info['scale']}, symmetric {info['symmetric']}, gradient cache "
         f"{info['gradient_cache']}; frozen token embeddings: {info['freeze_embeddings']}",
         f"- prompts: {info['prompts']}",
-        f"- final training loss: {info['final_train_loss']}",
+        f"- final training loss: {info['final_train_loss']}{window}",
         "",
         f"All settings: `{TRAINING_CONFIG}`.",
         "",
@@ -673,8 +675,8 @@ class HybridSentenceTransformerTrainer(SentenceTransformerTrainer):
         """
         loss = super().training_step(model, inputs, num_items_in_batch)
         step = self.state.global_step + 1
-        hint = (f"lower the learning rate (lr={self.args.learning_rate:g}) or check the model for NaN/inf weights; "
-                "no final model was saved")
+        hint = (f"lower the learning rate (lr={self.args.learning_rate:g}) or the loss scale (scale, 1 / temperature), "
+                "or check the model for NaN/inf weights; no final model was saved")
         if not bool(torch.isfinite(loss).all()):
             raise TrainingDivergedError(f"training diverged at step {step}: the loss is {float(loss)}; {hint}")
         if self.accelerator.sync_gradients and getattr(self.accelerator, "scaler", None) is None:
@@ -711,6 +713,7 @@ class _DirState:
     exists: bool = False
     is_file: bool = False
     empty: bool = True
+    entries: list[str] = dataclasses.field(default_factory=list)  # top-level names
     record: dict | None = None  # our run record (hybrid_run.json), if valid
     info: dict | None = None  # our final training info (hybrid_training.json), if valid
     owned: set[str] = dataclasses.field(default_factory=set)  # relative file paths this trainer wrote
@@ -744,7 +747,7 @@ def _inspect_output_dir(path: Path) -> _DirState:
     if not state.exists or state.is_file:
         state.empty = not state.exists
         return state
-    entries = sorted(os.listdir(path))
+    state.entries = entries = sorted(os.listdir(path))
     state.empty = not entries
     state.checkpoints = sorted((e for e in entries if _CHECKPOINT.match(e) and (path / e).is_dir()),
                                key=lambda e: int(_CHECKPOINT.match(e)[1]))
@@ -844,8 +847,14 @@ def _check_resume(output_dir: Path, state: _DirState, resume: str | os.PathLike 
         if _checkpoint_step(checkpoint) is None:
             raise ValueError(f"{checkpoint} is not a complete checkpoint (no readable trainer_state.json); pass a "
                              "checkpoint-<step> folder, or True for the latest in output_dir")
-    if state.foreign and not state.own and not overwrite:
-        _check_fresh_start(output_dir, state, overwrite=False)
+    if not state.own and not overwrite:  # checkpoints and logs are what is resumed; anything else is someone's
+        others = [e for e in state.entries if not (_CHECKPOINT.match(e) or e in _HF_RUN_DIRS)]
+        if others:
+            raise FileExistsError(
+                f"output_dir {output_dir} holds files this trainer did not write ({_named(others)}); resume into a "
+                "new folder, or pass overwrite=True (CLI --overwrite) to write the model there anyway (same-named "
+                "files are replaced, nothing else is deleted)"
+            )
     record, where = state.record, output_dir
     if record is None and checkpoint.parent.resolve() != output_dir.resolve():
         where = checkpoint.parent
