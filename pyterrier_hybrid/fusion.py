@@ -244,14 +244,7 @@ def linear_fusion(
         normalise: ``"minmax"`` (per-query min-max, :class:`PerQueryMinMax`) or ``"none"``/``None`` (raw scores).
         num_results: keep this many results per query, a positive int (``None``: all).
     """
-    _check_transformers((a, b), "linear_fusion")
-    weight = _real(weight, "weight")
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight must be in [0, 1] (the weight of the first run), got {weight!r}")
-    norm = "none" if normalise is None else normalise
-    if norm not in NORMALISATIONS:
-        raise ValueError(f"unknown normalise={normalise!r}; valid values are: {', '.join(NORMALISATIONS)}, None")
-    return LinearFusion(a, b, weight=weight, normalise=norm, num_results=_num_results(num_results))
+    return LinearFusion(a, b, weight=weight, normalise=normalise, num_results=num_results)
 
 
 class LinearFusion(pt.Transformer):
@@ -259,19 +252,27 @@ class LinearFusion(pt.Transformer):
 
     It adds a check of each run (:func:`check_run`: finite scores, each document once per query) before anything
     is combined, and one repair to PyTerrier's ``+``: a document that only the second run retrieved would get NaN
-    in the query columns (``query`` ...), which are filled back from the input here.
+    in the query columns (``query`` ...), which are filled back from the input here. Its options are checked as
+    :func:`linear_fusion` describes.
     """
 
     def __init__(
-        self, a: pt.Transformer, b: pt.Transformer, *, weight: float, normalise: str, num_results: int | None
+        self, a: pt.Transformer, b: pt.Transformer, *, weight: float, normalise: str | None, num_results: int | None
     ) -> None:
+        _check_transformers((a, b), "linear_fusion")
+        weight = _real(weight, "weight")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1] (the weight of the first run), got {weight!r}")
+        norm = "none" if normalise is None else normalise
+        if norm not in NORMALISATIONS:
+            raise ValueError(f"unknown normalise={normalise!r}; valid values are: {', '.join(NORMALISATIONS)}, None")
         self.a, self.b = a, b
-        self.weight, self.normalise, self.num_results = weight, normalise, num_results
+        self.weight, self.normalise, self.num_results = weight, norm, _num_results(num_results)
         a, b = a >> _CheckRun(_name(0, a)), b >> _CheckRun(_name(1, b))
-        if normalise == "minmax":
+        if norm == "minmax":
             a, b = a >> PerQueryMinMax(), b >> PerQueryMinMax()
         fused = a * weight + b * (1.0 - weight)
-        self.pipeline = fused % num_results if num_results is not None else fused
+        self.pipeline = fused % self.num_results if self.num_results is not None else fused
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         """Run both retrievers on ``inp`` and combine their scores."""

@@ -20,7 +20,7 @@ from trust import Case, ids, run_case
 
 from pyterrier_hybrid._checks import NonFiniteError, TextError
 from pyterrier_hybrid.bm25 import BM25Index, BM25Indexer, BM25Retriever, Tokenizer, make_tokenizer
-from pyterrier_hybrid.fusion import PerQueryMinMax, linear_fusion, rrf
+from pyterrier_hybrid.fusion import LinearFusion, PerQueryMinMax, linear_fusion, rrf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -505,6 +505,9 @@ CASES = [
          check=lambda res, c: (len(res) == 0 and list(res.columns) == ["qid", "query", "docno", "score", "rank"])
          or pytest.fail(str(res.columns))),
     Case("linear_fusion: weight=NaN", lambda c: linear_fusion(src(RUN_A), src(RUN_B), weight=float("nan")),
+         ValueError, "weight must be a finite number"),
+    Case("LinearFusion built directly with weight=NaN",
+         lambda c: LinearFusion(src(RUN_A), src(RUN_B), weight=float("nan"), normalise="minmax", num_results=None),
          ValueError, "weight must be a finite number"),
     Case("linear_fusion: weight=True", lambda c: linear_fusion(src(RUN_A), src(RUN_B), weight=True), ValueError,
          r"weight .*\(bool\)"),
