@@ -29,7 +29,7 @@ from trust import Case, ids, run_case
 
 from pyterrier_hybrid._checks import TextError
 from pyterrier_hybrid.cli import main
-from pyterrier_hybrid.datasets import LareqaFileError, lareqa, source
+from pyterrier_hybrid.datasets import LareqaFileError, lareqa, sample_benchmark, source
 from pyterrier_hybrid.datasets.beir import BeirFolder, write_beir_folder
 from pyterrier_hybrid.datasets.lareqa import read_lareqa_json
 from pyterrier_hybrid.noise import NoiseTransformer, perturb
@@ -204,6 +204,41 @@ def evaluate_then_report_fails(ctx: SimpleNamespace) -> Run:
 def measures_ap0(ctx: SimpleNamespace) -> Run:
     ctx.target = ctx.fresh()
     return cli("evaluate", ctx.no_model, "--measures", "AP@0", "--measure", "AP@0", "--out", ctx.target)
+
+
+def without_benchmark_files(ctx: SimpleNamespace, *argv: object) -> Run:
+    """Run a command with an empty LAReQA cache, no mirror and downloads forbidden."""
+    with lareqa_home(ctx):
+        return cli(*argv)
+
+
+def noise_module(ctx: SimpleNamespace, *argv: str, cache: bool = True) -> Run:
+    """``python -m pyterrier_hybrid.noise ARGV`` in this process (with an empty LAReQA cache unless ``cache``)."""
+    from pyterrier_hybrid.noise.__main__ import main as noise_main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if not cache:
+            stack.enter_context(lareqa_home(ctx))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            code = noise_main(list(argv))
+        except SystemExit as e:
+            code = e.code
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def noise_module_fails(code: int, match: str) -> Callable[[Run, SimpleNamespace], None]:
+    def check(run: Run, ctx) -> None:
+        assert "Traceback" not in run.err, run.err
+        last = run.err.strip().splitlines()[-1]
+        assert run.code == code, f"exit {run.code}: {last}"
+        assert last.startswith("python -m pyterrier_hybrid.noise: error: "), last
+        assert code == 2 or len(run.err.strip().splitlines()) == 1, run.err
+        assert re.search(match, last), last
+
+    return check
 
 
 def table_printed(run: Run, ctx) -> None:
@@ -394,6 +429,16 @@ CASES = [
          "--level", "nan"), check=fails(2, r"must be a percent in \[0, 100\], got nan")),
     Case("noise preview --seed 1.5", lambda ctx: cli("noise", "preview", "--lang", "de", "--model", "typo",
          "--seed", "1.5"), check=fails(2, r"argument --seed: invalid int value")),
+    Case("evaluate with the benchmark files missing (offline)", lambda ctx: without_benchmark_files(
+         ctx, "evaluate", ctx.no_model, "--benchmark", "mlqa-r", "--langs", "de", "--no-pooled"),
+         check=fails(1, r"mlqa-r/de\.json .*is not in the cache and \$PYTERRIER_HYBRID_OFFLINE forbids")),
+    Case("noise preview with the benchmark files missing (offline)", lambda ctx: without_benchmark_files(
+         ctx, "noise", "preview", "--lang", "de", "--model", "typo"),
+         check=fails(1, r"xquad-r/de\.json .*is not in the cache")),
+    Case("python -m pyterrier_hybrid.noise with the benchmark files missing", lambda ctx: noise_module(
+         ctx, "--lang", "de", "--model", "typo", cache=False), check=noise_module_fails(1, r"is not in the cache")),
+    Case("python -m pyterrier_hybrid.noise --level nan", lambda ctx: noise_module(
+         ctx, "--lang", "de", "--model", "typo", "--level", "nan"), check=noise_module_fails(2, r"got nan")),
     # --- 3. noise
     Case("perturb an int", lambda ctx: perturb(5, "de", model="typo", level=20), error=TextError,
          match=r"text to perturb is a int \(5\), not str"),
@@ -433,6 +478,12 @@ CASES = [
     Case("NoiseTransformer with level 'high'", lambda ctx: NoiseTransformer("typo", "high"), error=ValueError,
          match=r"noise level must be a number"),
     Case("NoiseTransformer twice with the same seed, rows reordered", noise_twice, check=same_noise),
+    Case("sample a benchmark with paragraphs=NaN (would mean all)", lambda ctx: sample_benchmark(
+         "xquad-r", paragraphs=float("nan")), error=ValueError, match=r"paragraphs must be an integer >= 0.*nan"),
+    Case("sample a benchmark with max_queries=2.5", lambda ctx: sample_benchmark("xquad-r", max_queries=2.5),
+         error=ValueError, match=r"max_queries must be an integer >= 0 \(0 = all\), got 2.5"),
+    Case("sample a benchmark with seed True", lambda ctx: sample_benchmark("xquad-r", seed=True), error=ValueError,
+         match=r"seed must be an integer >= 0, got True"),
     # --- 4. corrupt JSON names the file and the fix; missing texts are errors
     Case("data import of a mirror whose xquad-r/de.json is truncated", import_truncated_mirror,
          check=fails(1, r"xquad-r/de\.json: md5 .* of this LAReQA mirror file .*fix: replace it in the mirror",

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,11 +87,14 @@ def sample_benchmark(benchmark: str, *, paragraphs: int = 0, max_queries: int = 
         seed: random seed of both draws.
 
     Raises:
-        ValueError: unknown benchmark or negative sizes.
+        ValueError: unknown benchmark, sizes that are not integers >= 0 (a NaN would silently mean "all"), or a
+            seed that is not an integer >= 0; checked before any file is read.
     """
     langs = validate_benchmark(benchmark)
-    if paragraphs < 0 or max_queries < 0:
-        raise ValueError(f"paragraphs and max_queries must be >= 0 (0 = all), got {paragraphs} and {max_queries}")
+    for name, value in (("paragraphs", paragraphs), ("max_queries", max_queries), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0{' (0 = all)' if name != 'seed' else ''}, "
+                             f"got {value!r}")
     data = {lang: load_language(benchmark, lang) for lang in langs}
     key_lang = "en" if "en" in data else langs[0]
     # Each group is keyed by the paragraph of its gold sentence in the key language (or the first

@@ -22,8 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         preview(args.lang, args.model, args.level, n=args.n, seed=args.seed, benchmark=args.benchmark)
-    except ValueError as error:
-        parser.error(str(error))
+    except ValueError as error:  # a bad argument value (level, n): argparse's usage error, status 2
+        parser.error(" ".join(str(error).split()))
+    except KeyboardInterrupt:
+        parser.exit(130, f"{parser.prog}: error: interrupted\n")
+    except Exception as error:  # e.g. a missing or corrupt benchmark file: one line, status 1
+        parser.exit(1, f"{parser.prog}: error: {' '.join(str(error).split()) or type(error).__name__}\n")
     return 0
 
 
