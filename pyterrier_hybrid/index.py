@@ -321,7 +321,7 @@ class DenseIndex:
     def retriever(self, encoder: Any | None = None, *, langs: Sequence[str] | str | None = None,
                   num_results: int = 1000, method: Literal["flat", "hnsw", "ivf", "ivfpq"] = "flat",
                   neighbours: int = 32, ef_construction: int = 40, ef_search: int = 128,
-                  n_list: int | None = None, n_probe: int = 16, pq_m: int | None = None, refine: int = 4,
+                  n_list: int | None = None, n_probe: int = 32, pq_m: int | None = None, refine: int = 4,
                   drop_query_vec: bool = False) -> pt.Transformer:
         """A retriever over this index, optionally restricted to some document languages.
 
@@ -594,7 +594,7 @@ class DenseRetriever(pt.Transformer):
 
     def __init__(self, index: DenseIndex, *, langs: Sequence[str] | str | None = None, num_results: int = 1000,
                  method: str = "flat", neighbours: int = 32, ef_construction: int = 40, ef_search: int = 128,
-                 n_list: int | None = None, n_probe: int = 16, pq_m: int | None = None, refine: int = 4,
+                 n_list: int | None = None, n_probe: int = 32, pq_m: int | None = None, refine: int = 4,
                  drop_query_vec: bool = False):
         if not isinstance(method, str) or method not in _METHODS:
             raise ValueError(f"method must be 'flat', 'hnsw', 'ivf' or 'ivfpq', not {method!r}")
