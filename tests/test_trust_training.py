@@ -341,6 +341,24 @@ def trained(ctx, **kwargs) -> HybridBatchTrainer:
     return t
 
 
+def legacy_run(ctx, *, extra: bool = False):
+    """A model folder of the trainer from before run records (no hybrid_run.json, no file list)."""
+    path = trained(ctx).output_dir
+    (path / RUN_RECORD).unlink()
+    info = json.loads((path / TRAINING_CONFIG).read_text())
+    del info["files"], info["sessions"]
+    (path / TRAINING_CONFIG).write_text(json.dumps(info))
+    if extra:
+        (path / "notes.txt").write_text("keep me", encoding="utf-8")
+    ctx.last = path
+    return make(ctx, path, seed=9).fit_pairs(ctx.pairs)
+
+
+def check_legacy(result, ctx) -> None:
+    assert json.loads((ctx.last / TRAINING_CONFIG).read_text())["seed"] == 9
+    assert len(record(ctx.last)["sessions"]) == 1
+
+
 def check_conflict_kept(ctx) -> None:
     path = ctx.last
     assert (path / "1_Pooling").read_text(encoding="utf-8") == "a file, not a folder"
@@ -511,6 +529,9 @@ CASES = [
          check=check_overwrite_into_user_folder),
     Case("overwrite=True where a file of the user's has the name of a model folder",
          then(file_in_the_way, check_conflict_kept), FileExistsError, r"1_Pooling is a file .* kept in"),
+    Case("train again into a model folder written before run records existed", legacy_run, check=check_legacy),
+    Case("train into an old model folder to which the user added a file",
+         no_load(lambda ctx: legacy_run(ctx, extra=True)), FileExistsError, r"did not write \(notes\.txt\)"),
     Case("output_dir is a file", no_load(lambda ctx: make(ctx, ctx.file).fit_pairs(ctx.pairs)),
          FileExistsError, "is a file"),
     Case("train again into the folder of an earlier finished run",

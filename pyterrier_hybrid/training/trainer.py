@@ -18,6 +18,17 @@ Data parallel: run the same script under ``torchrun --nproc_per_node N`` (``trai
 "gloo"}`` on CPU). The sampler then builds global batches of ``batch_size * N`` pairs from one language
 configuration and hands each rank one slice, so all ranks train on the same configuration at every step
 (see :mod:`.sampler`). ``batch_size`` is per process.
+
+What the trainer guarantees about ``output_dir`` and its numbers:
+
+- It writes only into a new or empty folder or one holding its own earlier run, recognised by the run record
+  ``hybrid_run.json`` written at the start of every fit (settings, a fingerprint of the pairs, every
+  session's start and end step, the files it wrote); ``overwrite=True`` writes elsewhere too, replacing
+  same-named files and deleting nothing else.
+- A resume (``resume_from_checkpoint``) must match the recorded settings and data unless ``force_resume``.
+- Training stops with :class:`TrainingDivergedError` at the first step whose loss or gradient norm is NaN
+  or infinite; no final model or loss is written for such a run.
+- The final model appears as a whole: ``hybrid_training.json`` is written last and marks it finished.
 """
 
 from __future__ import annotations
@@ -246,7 +257,7 @@ class HybridBatchTrainer(pt.Estimator):
         device = check_device(device)
         self.encoder = encoder
         self.batch_size = int(batch_size)
-        self.epochs = epochs
+        self.epochs = epochs if isinstance(epochs, int) else float(epochs)
         self.max_steps = int(max_steps) if max_steps is not None else None
         self.lr = float(lr)
         self.warmup_ratio = float(warmup_ratio)
@@ -375,8 +386,13 @@ class HybridBatchTrainer(pt.Estimator):
         if resume_from_checkpoint is True and self.output_dir is None:
             raise ValueError("resume_from_checkpoint=True needs the output_dir of the interrupted run")
         output_dir = self.output_dir or Path(tempfile.mkdtemp(prefix="hybrid-train-"))
+        try:
+            targs = self._training_arguments(output_dir)
+        except ValueError:
+            if self.output_dir is None:
+                output_dir.rmdir()  # the empty folder made above
+            raise
         self.output_dir = output_dir
-        targs = self._training_arguments(output_dir)
         main_process = targs.process_index == 0
         settings = self._settings(pairs)
         state = _inspect_output_dir(output_dir)
