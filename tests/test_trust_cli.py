@@ -498,6 +498,10 @@ CASES = [
          check=fails(1, r"LAReQA mirror .*nowhere is not a folder")),
     Case("data info on an unknown id", lambda ctx: cli("data", "info", "xquad-r/en-xx"),
          check=fails(1, r"unknown dataset id 'xquad-r/en-xx'; see `pyterrier-hybrid data list`")),
+    Case("data info on a noisy id with an unknown noise model", lambda ctx: cli(
+         "data", "info", "xquad-r/en/noise-sneeze-20"), check=fails(1, r"unknown noise model 'sneeze'; valid models")),
+    Case("data info on a noisy id at level 200", lambda ctx: cli("data", "info", "xquad-r/en/noise-typo-200"),
+         check=fails(1, r"noise level must be a number of percent in \[0, 100\].*got 200")),
     Case("train on a LAReQA folder with a truncated en.json", lambda ctx: cli(
          "train", ctx.no_model, "--train", lareqa_dir(ctx, raw='{"data": [{"title": "t", "para'), "-q"),
          check=fails(1, r"en\.json is not valid JSON: .*restore or regenerate")),
