@@ -529,8 +529,88 @@ def _add_noise(sub: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=_noise_list)
 
 
+# --------------------------------------------------------------------------- index
+
+
+def _shard_arg(value: str) -> tuple[int, int]:
+    """``i/n`` with ``0 <= i < n`` (shard i of n)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4: the first of 4 shards), got {value!r}")
+    i, n = int(m[1]), int(m[2])
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"shard {i}/{n} does not exist: shards of n are numbered 0 to n-1")
+    return i, n
+
+
+def _index(args: argparse.Namespace) -> None:
+    import os
+
+    from .sharding import Shard, command_line, index_corpus, merge_shards, open_corpus, shard_from_env
+
+    base = [PROG, "index", args.corpus, args.path, "--model", args.model] + (["--lang", args.lang] if args.lang else [])
+    rerun, merge_cmd = command_line(base + ["--shard"]) + " {shard}", command_line(base + ["--merge"])
+    if args.merge:
+        index = merge_shards(args.path, args.num_shards, overwrite=args.overwrite, keep_shards=args.keep_shards,
+                             merge_command=merge_cmd)
+        print(f"merged the shards into {index.path} ({len(index)} documents)")
+        return
+    corpus = open_corpus(args.corpus, lang=args.lang)  # a bad corpus fails before the model loads
+    env_shard = shard_from_env()
+    if args.device is None and env_shard is not None:
+        import torch
+
+        if torch.cuda.is_available():  # one GPU per rank
+            args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    _set_threads(args.threads)
+    shard = Shard(*args.shard) if args.shard else None
+    out = index_corpus(corpus, args.path, _encoder(args.model, args), shard=shard, overwrite=args.overwrite,
+                       keep_shards=args.keep_shards, chunk_size=args.chunk_size, rerun=rerun, merge_command=merge_cmd)
+    which = shard or env_shard
+    if which is None or (shard is None and which.index == 0):
+        print(f"indexed {len(corpus)} documents into {out}")
+    else:
+        start, stop = which.bounds(len(corpus))
+        print(f"shard {which}: documents {start}-{stop - 1} encoded into {out}"
+              + (f"; when every shard is done, merge with `{merge_cmd}`" if shard else ""))
+
+
+def _add_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index", help="encode a corpus into a dense index, in one process or in shards (torchrun, job arrays)",
+        description="Encode CORPUS (an ir_datasets id such as xquad-r/multi, or a BEIR folder) into a DenseIndex at "
+                    "PATH. Under torchrun every rank encodes its shard (RANK of WORLD_SIZE) and rank 0 merges; with "
+                    "--shard i/n one process encodes shard i of n (job arrays), and --merge joins the shards.",
+    )
+    p.add_argument("corpus", help="ir_datasets id (e.g. xquad-r/multi) or a BEIR folder (corpus.jsonl)")
+    p.add_argument("path", help="the index folder to write")
+    p.add_argument("--model", default=DEFAULT_MODEL, type=_model_arg,
+                   help=f"encoder: hub id, local directory or {DEFAULT_MODEL} (default)")
+    p.add_argument("--lang", type=_lang, help="language of documents that name none (BEIR folders: default en)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--shard", type=_shard_arg, metavar="I/N", help="encode only shard I of N (0 <= I < N)")
+    mode.add_argument("--merge", action="store_true", help="merge the finished shards into PATH")
+    p.add_argument("--num-shards", type=_positive_int, metavar="N",
+                   help="--merge: the shard count (default: the one found on disk)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing index (or shard)")
+    p.add_argument("--keep-shards", action="store_true", help="keep the shard folders after merging")
+    p.add_argument("--chunk-size", type=_positive_int, default=4096, help="documents per encoding step")
+    p.add_argument("--cache-dir", help="vector cache directory")
+    p.add_argument("--quantize", choices=["int8", "bf16"], help="faster, slightly inexact encoding")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")
+    p.add_argument("--max-length", type=_positive_int, default=512, help="max tokens per text (default 512)")
+    p.add_argument("--device", help="torch device (default: cuda:LOCAL_RANK under torchrun with GPUs, else CUDA "
+                                    "if present)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    _verbosity(p)
+    p.set_defaults(func=_index)
+
+
 # Subcommand builders; other modules' commands are added here as they land.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data, _add_train, _add_evaluate, _add_noise]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data, _add_train, _add_evaluate, _add_noise,
+                                                                   _add_index]
 
 
 _DEBUG_HELP = "on a failure, show the full Python traceback instead of the one-line reason"
