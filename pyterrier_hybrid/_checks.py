@@ -1,4 +1,4 @@
-"""The package's input rules, in one place: what counts as a text, and that numbers are finite.
+r"""The package's input rules, in one place: what counts as a text, and that numbers are finite.
 
 *Missing-text policy.* A text (query, document, training question or answer) must be a ``str`` that
 encodes as UTF-8. ``None``, ``NaN`` / ``pd.NA``, bytes, numbers and strings holding a lone surrogate
@@ -56,17 +56,18 @@ def _problem(value: Any) -> str | None:
                    "the source with the right encoding)"
         return None
     if _missing(value):
-        return f"missing ({value!r})"
+        return f"is missing ({value!r})"
     if isinstance(value, (bytes, bytearray)):
-        return f"bytes ({bytes(value[:20])!r}), not str (decode it first, e.g. value.decode('utf-8'))"
-    return f"a {type(value).__name__} ({value!r}), not str"
+        return f"is bytes ({bytes(value[:20])!r}), not str (decode it first, e.g. value.decode('utf-8'))"
+    name = type(value).__name__
+    return f"is {'an' if name[0] in 'aeiou' else 'a'} {name} ({value!r}), not str"
 
 
 def check_text(value: Any, *, what: str = "text") -> str:
     """Return ``value`` if it is an acceptable text (see the module docstring), else raise :class:`TextError`."""
     problem = _problem(value)
     if problem is not None:
-        raise TextError(f"{what} is {problem}")
+        raise TextError(f"{what} {problem}")
     return value
 
 
@@ -89,7 +90,7 @@ def check_texts(texts: Iterable[Any], ids: Sequence[Any] | None = None, *, colum
         i, problem = bad[0]
         who = f"{id_name} {ids[i]!r}" if ids is not None else f"row {i}"
         more = f" ({len(bad)} rows in all)" if len(bad) > 1 else ""
-        raise TextError(f"{column!r} of {who} is {problem}{more}; every {column!r} must be a str "
+        raise TextError(f"{column!r} of {who} {problem}{more}; every {column!r} must be a str "
                         f"(drop or fill rows without text first, e.g. frame.dropna(subset=[{column!r}]))")
     return texts
 

@@ -441,7 +441,7 @@ CASES = [
          ctx, "--lang", "de", "--model", "typo", "--level", "nan"), check=noise_module_fails(2, r"got nan")),
     # --- 3. noise
     Case("perturb an int", lambda ctx: perturb(5, "de", model="typo", level=20), error=TextError,
-         match=r"text to perturb is a int \(5\), not str"),
+         match=r"text to perturb is an int \(5\), not str"),
     Case("perturb None", lambda ctx: perturb(None, "de", model="typo", level=20), error=TextError,
          match=r"missing \(None\)"),
     Case("perturb NaN", lambda ctx: perturb(float("nan"), "de", model="typo", level=20), error=TextError,
