@@ -682,8 +682,8 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
     Args:
         model: a bi-encoder (``encode_queries`` / ``encode_docs``) or an :class:`EncodedBenchmark` (reused).
         benchmark: ``"xquad-r"`` (11 x 11 + pooled) or ``"mlqa-r"`` (7 x 7 + pooled).
-        measures: ir_measures measures (objects or names) for every setting; default
-            :data:`DEFAULT_MEASURES` (AP, nDCG@10, R@10, RR).
+        measures: ir_measures measures (objects or names; one name such as ``"AP"`` is one measure) for every
+            setting; default :data:`DEFAULT_MEASURES` (AP, nDCG@10, R@10, RR). Repeats are computed once.
         bias_measures: measures for the pooled setting only (where several languages hold relevant
             candidates); default :data:`DEFAULT_BIAS_MEASURES`. ``"PEER@k"`` builds
             :func:`pyterrier_hybrid.measures.peer` over the benchmark's languages.
@@ -702,6 +702,12 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
 
     Returns:
         A :class:`GridResult`.
+
+    Raises:
+        ValueError: an unknown or uncomputable measure, a cutoff or ``k`` that is not an int >= 1, bad
+            languages or settings: all raised before anything is encoded. NonFiniteError: NaN / infinite
+            vectors (from the encoder, in ``model`` or after ``lir``) or scores, naming language and ids.
+        TextError: a question or candidate without valid text (named by id), before anything is encoded.
     """
     # Every argument is checked before anything is encoded (encoding a benchmark takes minutes).
     all_langs = validate_benchmark(benchmark)
