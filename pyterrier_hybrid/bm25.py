@@ -21,6 +21,11 @@ Language filtering: when every docno carries a language prefix (``"de_00012_003"
 ``index.retriever(langs=["de"])`` gives exactly what an index of the German documents alone gives (same
 IDF and average length), while ``langs=None`` searches the pooled model with pooled statistics.
 
+PyTerrier integration: :class:`BM25Retriever` also re-ranks a result frame (``dense % 100 >> bm25``), folds a
+following ``% k`` into ``num_results``, and answers ``pt.inspect``; :class:`BM25Index` is a PyTerrier artifact
+(``sparse_index.hybrid_bm25``), so ``pt.Artifact.load(path)`` opens an index folder and ``build_package`` /
+``to_hf`` / :meth:`BM25Index.from_url` move it around.
+
 Example::
 
     import pyterrier as pt
@@ -34,16 +39,21 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import numbers
 import os
 import re
 import shutil
+import tarfile
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 import pandas as pd
@@ -66,6 +76,10 @@ __all__ = [
 FORMAT = "pyterrier_hybrid.bm25"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# PyTerrier's artifact metadata: pt.Artifact.load(path) finds BM25Index through the "pyterrier.artifact" entry point
+# named "{type}.{format}".
+PT_META = "pt_meta.json"
+ARTIFACT_TYPE, ARTIFACT_FORMAT, ARTIFACT_PACKAGE_HINT = "sparse_index", "hybrid_bm25", "pyterrier-hybrid"
 TOKENIZERS: tuple[str, ...] = ("icu-ngram", "icu", "subword", "ngram", "regex")
 METHODS: tuple[str, ...] = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's scoring variants
 RESULT_COLUMNS = ["qid", "query", "docno", "score", "rank"]
@@ -439,19 +453,97 @@ def _build_model(tokens: list[list[str]], params: dict[str, Any]):
     return model
 
 
-class BM25Index:
+def _local_path(url: str) -> Path | None:
+    """The local path behind a plain path or ``file://`` URL; None for a remote URL (``hf:``, ``https:`` ...)."""
+    parsed = urlparse(str(url))
+    if parsed.scheme == "file":
+        return Path(url2pathname(parsed.path))
+    if parsed.scheme == "" or os.path.exists(url):  # os.path.exists: a Windows drive letter parses as a scheme
+        return Path(url)
+    return None
+
+
+def _unpack_package(package: Path, expected_sha256: str | None) -> Path:
+    """Check and unpack a local ``build_package`` package into PyTerrier's artifact cache; returns the folder.
+
+    Wraps a gap of ``pt.Artifact.from_url`` (python-terrier 1.1): it hands a local package path to ``load`` as if
+    it were the unpacked folder, and has no reader for ``file://`` URLs. The extraction follows its own (lz4 tar
+    stream, files and folders only, nothing outside the folder, swapped in whole by ``pt.io.finalized_directory``).
+    """
+    from lz4.frame import LZ4FrameFile
+
+    sidecar = Path(f"{package}.json")  # build_package's metadata: expected_sha256, segments
+    info = _read_json(sidecar, "package metadata") if sidecar.is_file() else {}
+    info = info if isinstance(info, dict) else {}
+    if package.is_file():
+        parts = [package]
+    elif Path(f"{package}.0").is_file():  # build_package(max_file_size=...) wrote segments .0, .1, ...
+        parts = [Path(f"{package}.{i}") for i in range(max(len(info.get("segments", [])), 1))]
+    else:
+        raise FileNotFoundError(f"no BM25 index package at {package}; write one with index.build_package(path)")
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"the package {package} is incomplete (missing {missing}); copy every segment, or "
+                                "build the package again")
+    digest = hashlib.sha256()
+    for part in parts:
+        with open(part, "rb") as fin:
+            while chunk := fin.read(1 << 20):
+                digest.update(chunk)
+    sha = digest.hexdigest()
+    for source, expected in (("expected_sha256", expected_sha256), (str(sidecar), info.get("expected_sha256"))):
+        if expected is not None and str(expected).lower() != sha:
+            raise ValueError(f"the package {package} has SHA-256 {sha}, but {source} expects {expected}: the file is "
+                             "truncated, corrupt or another package")
+    dest = Path(pt.io.pyterrier_home()) / "artifacts" / f"local-{sha}"
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(pt.io.finalized_directory(str(dest)))
+        stack.enter_context(pt.io.finalized_open(f"{dest}.json", "t")).write(json.dumps({"path": str(package)}) + "\n")
+        raw = stack.enter_context(pt.io.MultiReader(open(p, "rb") for p in parts))
+        stream = stack.enter_context(LZ4FrameFile(raw)) if package.name.endswith(".lz4") else raw
+        try:
+            tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+            for member in tar:
+                if (member.isfile() or member.isdir()) and pt.io.path_is_under_base(member.name, out):
+                    tar.extract(member, out, set_attrs=False, filter="data")
+        except (tarfile.TarError, RuntimeError, EOFError) as e:
+            raise ValueError(f"cannot unpack {package} ({type(e).__name__}: {_one_line(e)}): it is not a package "
+                             "written by build_package, or it is corrupt") from None
+    return dest
+
+
+class BM25Index(pta.Artifact):
     """A BM25 index on disk: a pooled ``bm25s`` model plus, when docnos carry languages, one model per language.
 
     Layout of ``path``: ``manifest.json`` (format, tokenizer, BM25 parameters, per-language counts),
     ``docnos.json``, ``pooled/`` (bm25s files), ``lang/<code>/`` (bm25s files + ``positions.npy``, the rows of
-    those documents in ``docnos.json``), and the tokenizer's own files.
+    those documents in ``docnos.json``), ``pt_meta.json`` (PyTerrier's artifact metadata) and the tokenizer's own
+    files.
+
+    It is a PyTerrier artifact of type ``sparse_index`` and format ``hybrid_bm25``: ``pt.Artifact.load(path)``
+    opens it without importing this package first, and the artifact methods work on it (``build_package``,
+    ``to_hf``/``from_hf``, ``from_url``; see :meth:`from_url` for a local package). Indexes written before
+    ``pt_meta.json`` existed open with ``BM25Index(path)`` (or ``BM25Index.load(path)``) as before;
+    ``pt.Artifact.load`` needs the file to know which class to use, and ``build_package`` adds it to the package.
 
     Args:
         path: directory of an index written by :class:`BM25Indexer`.
+
+    Raises:
+        FileNotFoundError: ``path`` holds no index.
+        ValueError: the manifest or ``pt_meta.json`` is corrupt, of another format or version.
     """
 
+    ARTIFACT_TYPE = ARTIFACT_TYPE
+    ARTIFACT_FORMAT = ARTIFACT_FORMAT
+    ARTIFACT_PACKAGE_HINT = ARTIFACT_PACKAGE_HINT
+
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        super().__init__(path)
+        self.path: Path = Path(path)
         manifest_path = self.path / MANIFEST
         if not self.path.exists():
             # A build killed between the two renames of a non-atomic swap left the old index aside: put it back.
@@ -464,9 +556,11 @@ class BM25Index:
                 f"{self.path} is not a BM25 index (no {MANIFEST}); build one with BM25Indexer(path).index(corpus_iter)"
             )
         self.manifest: dict[str, Any] = self._check_manifest(_read_json(manifest_path, "index manifest"))
+        self._check_pt_meta()
         self._tokenizer: Tokenizer | None = None
         self._stemmer: LangStemmer | None = None
         self._docnos: np.ndarray | None = None
+        self._rows: dict[str, int] | None = None
         self._models: dict[str | None, Any] = {}
         self._positions: dict[str, np.ndarray] = {}
 
@@ -493,6 +587,18 @@ class BM25Index:
             raise ValueError(f"{where} counts {sum(langs.values())} documents over its languages but num_docs is "
                              f"{num_docs}: the manifest is corrupt; {REBUILD}")
         return manifest
+
+    def _check_pt_meta(self) -> None:
+        """Refuse a ``pt_meta.json`` that names another artifact; its absence is fine (an index of an older build)."""
+        where = self.path / PT_META
+        if not where.exists():
+            return
+        meta = _read_json(where, "PyTerrier artifact metadata")
+        found = (meta.get("type"), meta.get("format")) if isinstance(meta, dict) else (None, None)
+        if found != (ARTIFACT_TYPE, ARTIFACT_FORMAT):
+            raise ValueError(f"{where} describes a {found[0]!r}.{found[1]!r} artifact, not a {ARTIFACT_TYPE!r}."
+                             f"{ARTIFACT_FORMAT!r} one, although {MANIFEST} is a BM25 index's: the folder mixes two "
+                             f"artifacts; {REBUILD}")
 
     # -- construction ---------------------------------------------------------------------------------------
     @staticmethod
@@ -547,6 +653,13 @@ class BM25Index:
                                  f"index is inconsistent (a partial copy?); {REBUILD}")
             self._docnos = np.array(docnos, dtype=object)
         return self._docnos
+
+    @property
+    def docno_rows(self) -> dict[str, int]:
+        """Row of each docno in :attr:`docnos` (built once, on first use)."""
+        if self._rows is None:
+            self._rows = {d: i for i, d in enumerate(self.docnos)}
+        return self._rows
 
     @property
     def langs(self) -> list[str]:
@@ -611,6 +724,33 @@ class BM25Index:
     def indexer(self, **kwargs: Any) -> BM25Indexer:
         """A :class:`BM25Indexer` that writes to this index's path."""
         return BM25Indexer(self.path, **kwargs)
+
+    @classmethod
+    def from_url(cls, url: str, *, expected_sha256: str | None = None, **kwargs: Any) -> BM25Index:
+        """Open the index behind ``url``: a package, an index folder, or any URL ``pt.Artifact.from_url`` takes.
+
+        A local package written by :meth:`build_package` (``"index.tar.lz4"`` or ``"file:///.../index.tar.lz4"``,
+        also split into ``.0``, ``.1`` ... segments) is checked against its SHA-256 (``expected_sha256``, and the
+        one ``build_package`` wrote beside it) before it is unpacked, whole, into PyTerrier's artifact cache
+        (``$PYTERRIER_HOME/artifacts``), under a name derived from its content: the same package is unpacked once.
+        Every other URL (``hf:owner/repo``, ``https://...``, an index folder) goes to PyTerrier's own
+        ``from_url``.
+
+        Args:
+            url: a package path or ``file://`` URL, an index folder, or a remote URL.
+            expected_sha256: the package's SHA-256 (hex), checked before anything is unpacked.
+            **kwargs: passed to the constructor (none at present).
+
+        Raises:
+            FileNotFoundError: no package at the local path.
+            ValueError: the package's SHA-256 differs from the expected one, or it holds no BM25 index.
+        """
+        local = _local_path(url)
+        if local is None:
+            return super().from_url(url, expected_sha256=expected_sha256, **kwargs)  # type: ignore[return-value]
+        if local.is_dir():
+            return cls.load(str(local), **kwargs)  # type: ignore[return-value]
+        return cls.load(str(_unpack_package(local, expected_sha256)), **kwargs)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"BM25Index({str(self.path)!r})"
@@ -774,6 +914,10 @@ class BM25Indexer(pt.Indexer):
             "langs": lang_counts,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        # pta.ArtifactBuilder would write the same file, but it creates the folder itself: the build fills the
+        # temporary folder of atomic_dir instead, so that the index appears whole.
+        pt_meta = {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": ARTIFACT_PACKAGE_HINT}
+        (tmp / PT_META).write_text(json.dumps(pt_meta), encoding="utf-8")
 
     def __repr__(self) -> str:
         return f"BM25Indexer({str(self.path)!r}, tokenizer={self.tokenizer!r})"
@@ -806,19 +950,29 @@ def _check_one_text_per_qid(queries: pd.DataFrame) -> None:
 
 
 class BM25Retriever(pt.Transformer):
-    """BM25 retrieval over a :class:`BM25Index`: ``qid, query`` → ``qid, query, docno, score, rank``.
+    """BM25 retrieval over a :class:`BM25Index`, or re-ranking of a result frame.
 
-    Only documents with a positive score are returned, at most ``num_results`` per query: with the default
-    methods these are the documents that match at least one query token (as an inverted index would). Other query
-    columns are kept.
+    * ``qid, query`` → ``qid, query, docno, score, rank`` (retrieval): only documents with a positive score are
+      returned, at most ``num_results`` per query: with the default methods these are the documents that match at
+      least one query token (as an inverted index would). Other query columns are kept.
+    * ``qid, query, docno`` (a result frame, e.g. ``dense % 100 >> bm25``) → the same rows with a BM25 ``score``
+      and a new ``rank`` (re-ranking): each given document is scored for its query with the model that retrieval
+      would use, so a document gets the score retrieval gives it, and a document that matches no query token gets
+      0 and stays in the result (every input document is returned, up to ``num_results`` per query, as Terrier's
+      retriever does). Equal scores keep the input order. Other columns (``text`` ...) are kept; an input
+      ``score`` or ``rank`` is replaced. A docno that the index does not hold (or, with ``langs``, one of another
+      language) is an error: scoring it 0 would rank a document of another corpus last without a word.
 
     A qid is one query: rows that repeat a qid with the same query text are answered once, while rows that give
     one qid two different texts are an error (one of them would otherwise be dropped without a word). A missing
     (None/NaN), bytes or non-str query text is an error naming the qid, raised before anything is scored.
 
+    ``retriever % k`` folds into ``num_results=k`` when the pipeline is compiled (``(retriever % k).compile()``),
+    as PyTerrier's and pyterrier-dr's retrievers do.
+
     Args:
         index: a :class:`BM25Index` or its path.
-        num_results: results per query (a positive int).
+        num_results: results per query (a positive int), in both modes.
         langs: restrict to documents of these languages. Each language is scored with its own model, so a
             one-language filter gives exactly the ranking of an index of that language alone; several
             languages are merged by score. ``None`` searches the pooled model (pooled statistics).
@@ -839,13 +993,23 @@ class BM25Retriever(pt.Transformer):
         self.langs = self.index.check_langs(langs)
         self.verbose = verbose
 
+    def fuse_rank_cutoff(self, k: int) -> BM25Retriever | None:
+        """``self % k`` as one retriever with ``num_results=min(num_results, k)`` (PyTerrier's compile step)."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            return None  # leave an unusual cutoff (% 0) to RankCutoff itself
+        if k >= self.num_results:
+            return self
+        return pt.inspect.transformer_apply_attributes(self, num_results=int(k))  # type: ignore[return-value]
+
+    def _parts(self) -> list[tuple[Any, np.ndarray | None]]:
+        """(bm25s model, rows of its documents in the pooled order or None for the pooled model) to score with."""
+        if self.langs is None:
+            return [(self.index.model(None), None)]
+        return [(self.index.model(lang), self.index.positions(lang)) for lang in self.langs]
+
     def _score(self, token_lists: list[list[str]], qids: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(doc rows in the pooled order, scores) of the top results of each tokenized query."""
-        parts: list[tuple[Any, np.ndarray | None]]
-        if self.langs is None:
-            parts = [(self.index.model(None), None)]
-        else:
-            parts = [(self.index.model(lang), self.index.positions(lang)) for lang in self.langs]
+        parts = self._parts()
         out = []
         k = self.num_results
         for qid, toks in pt.tqdm(zip(qids, token_lists), total=len(qids), desc="BM25", unit="q",
@@ -873,20 +1037,26 @@ class BM25Retriever(pt.Transformer):
         return out
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        """Retrieve for every query of ``inp`` (needs ``qid`` and ``query``)."""
+        """Retrieve for every query of ``inp`` (``qid``, ``query``), or re-rank its documents (with ``docno``)."""
         with pta.validate.any(inp) as v:
-            v.query_frame(extra_columns=["query"])
-        query_cols = [c for c in inp.columns if c not in ("docno", "score", "rank")]
+            v.query_frame(extra_columns=["query"], mode="retrieve")
+            v.result_frame(extra_columns=["query"], mode="rerank")
+        rerank = "docno" in inp.columns
         if len(inp) == 0:
-            return pd.DataFrame({c: pd.Series(dtype=inp[c].dtype) for c in query_cols}).assign(
-                docno=pd.Series(dtype=object), score=pd.Series(dtype=np.float64), rank=pd.Series(dtype=np.int64)
-            )
+            kept = [c for c in inp.columns if c not in ("score", "rank")]
+            out = pd.DataFrame({c: pd.Series(dtype=inp[c].dtype) for c in kept})
+            if not rerank:
+                out["docno"] = pd.Series(dtype=object)
+            return out.assign(score=pd.Series(dtype=np.float64), rank=pd.Series(dtype=np.int64))
         missing = inp["qid"].isna().to_numpy()
         if missing.any():
             raise ValueError(f"row {int(np.flatnonzero(missing)[0])} of the query frame has no qid "
                              f"({int(missing.sum())} rows in all); every query needs a qid")
         check_texts(inp["query"], inp["qid"].tolist(), column="query", id_name="qid")
         _check_one_text_per_qid(inp)
+        if rerank:
+            return self._rerank(inp)
+        query_cols = [c for c in inp.columns if c not in ("docno", "score", "rank")]
         queries = inp[query_cols].drop_duplicates("qid").reset_index(drop=True)
         tokens = self.index.tokenize_queries(queries)
         docnos = self.index.docnos  # read (and check) docnos.json before scoring
@@ -898,6 +1068,83 @@ class BM25Retriever(pt.Transformer):
         out["docno"] = docnos[rows] if len(rows) else pd.Series(dtype=object)
         out["score"] = scores
         out["rank"] = np.concatenate([np.arange(c, dtype=np.int64) for c in counts]) if len(counts) else []
+        return out
+
+    def _candidate_rows(self, inp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(model part, row within that model) of each input document; unknown docnos are refused first."""
+        docnos = inp["docno"]
+        no_docno = docnos.isna().to_numpy()
+        if no_docno.any():
+            i = int(np.flatnonzero(no_docno)[0])
+            raise ValueError(f"row {i} (qid {inp['qid'].iloc[i]!r}) of the result frame has no docno "
+                             f"({int(no_docno.sum())} rows in all); every document to re-rank needs its docno")
+        repeated = inp.duplicated(["qid", "docno"]).to_numpy()
+        if repeated.any():
+            row = inp.iloc[int(np.flatnonzero(repeated)[0])]
+            raise ValueError(f"the result frame gives docno {row['docno']!r} more than once for qid {row['qid']!r} "
+                             f"({int(repeated.sum())} repeated rows in all); a query ranks each document once "
+                             "(keep one row of each, e.g. frame.drop_duplicates(['qid', 'docno']))")
+        index_rows = self.index.docno_rows
+        rows = np.fromiter((index_rows.get(d, -1) if isinstance(d, str) else -1 for d in docnos), dtype=np.int64,
+                           count=len(docnos))
+        unknown = np.flatnonzero(rows < 0)
+        if len(unknown):
+            d, qid = docnos.iloc[unknown[0]], inp["qid"].iloc[unknown[0]]
+            kind = "" if isinstance(d, str) else f" (a {type(d).__name__}; docnos are str)"
+            raise ValueError(f"docno {d!r}{kind} of qid {qid!r} is not in the BM25 index at {self.index.path} "
+                             f"({len(unknown)} of {len(rows)} rows in all); re-rank documents of the indexed corpus "
+                             "(the first stage searches another corpus?)")
+        if self.langs is None:
+            return np.zeros(len(rows), dtype=np.int64), rows
+        # The language of a document is its docno's prefix (as in the build), so no model is loaded to refuse one.
+        part_of = {lang: p for p, lang in enumerate(self.langs)}
+        part = np.fromiter((part_of.get(_id_lang(d), -1) for d in docnos), dtype=np.int64, count=len(docnos))
+        outside = np.flatnonzero(part < 0)
+        if len(outside):
+            d, qid = docnos.iloc[outside[0]], inp["qid"].iloc[outside[0]]
+            raise ValueError(f"docno {d!r} of qid {qid!r} is not of the language(s) {self.langs} this retriever "
+                             f"scores ({len(outside)} rows in all); a re-ranker scores every document it is given: "
+                             "re-rank with langs=None, or filter the candidates first")
+        local = np.zeros(len(rows), dtype=np.int64)
+        for p, lang in enumerate(self.langs):
+            mine = np.flatnonzero(part == p)
+            pos = self.index.positions(lang)  # ascending: the rows of this language in the pooled order
+            at = np.minimum(np.searchsorted(pos, rows[mine]), len(pos) - 1)
+            if len(mine) and not (pos[at] == rows[mine]).all():
+                raise ValueError(f"the positions.npy of language {lang!r} in {self.index.path} do not match its "
+                                 f"docnos: the index is inconsistent; {REBUILD}")
+            local[mine] = at
+        return part, local
+
+    def _rerank(self, inp: pd.DataFrame) -> pd.DataFrame:
+        """Score the given documents of each query, then sort them by score (input order among equal scores)."""
+        part, local = self._candidate_rows(inp)
+        qgroup, _ = pd.factorize(inp["qid"])  # queries in order of first appearance
+        query_cols = ["qid", "query"] + (["lang"] if "lang" in inp.columns else [])
+        queries = inp[query_cols].drop_duplicates("qid").reset_index(drop=True)
+        tokens = self.index.tokenize_queries(queries)
+        parts = self._parts()
+        scores = np.zeros(len(inp), dtype=np.float64)
+        members = np.split(np.argsort(qgroup, kind="stable"), np.cumsum(np.bincount(qgroup))[:-1])
+        for q, (qid, toks) in enumerate(pt.tqdm(zip(queries["qid"], tokens), total=len(queries), desc="BM25 re-rank",
+                                               unit="q", disable=not self.verbose)):
+            for p, (model, _) in enumerate(parts):
+                sel = members[q][part[members[q]] == p]
+                vocab = model.vocab_dict
+                ids = [vocab[t] for t in toks if t in vocab and t != _NO_TOKENS]
+                if not len(sel) or not ids:
+                    continue  # no query token in this model's vocabulary: every document scores 0
+                s = model.get_scores_from_ids(ids)[local[sel]]
+                check_finite(s, what=f"the BM25 scores of qid {qid!r}", id_name="docno",
+                             ids=inp["docno"].iloc[sel].tolist(),
+                             hint=f"the index files hold non-finite statistics (corrupt?); {REBUILD}")
+                scores[sel] = s
+        order = np.lexsort((np.arange(len(inp)), -scores, qgroup))
+        rank = np.arange(len(order)) - np.searchsorted(qgroup[order], qgroup[order])
+        keep = order[rank < self.num_results]
+        out = inp.drop(columns=["score", "rank"], errors="ignore").iloc[keep].reset_index(drop=True)
+        out["score"] = scores[keep]
+        out["rank"] = rank[rank < self.num_results].astype(np.int64)
         return out
 
     def __repr__(self) -> str:

@@ -148,6 +148,35 @@ def overwrite_other_folder(ctx) -> str:
     return (path / "thesis.tex").read_text(encoding="utf-8")
 
 
+def results(*rows: tuple[Any, Any, Any]) -> pd.DataFrame:
+    """A result frame to re-rank: (qid, query, docno) rows."""
+    return pd.DataFrame({"qid": [q for q, _, _ in rows], "query": [t for _, t, _ in rows],
+                         "docno": [d for _, _, d in rows]})
+
+
+def rerank_without_models(ctx, frame: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+    """Re-rank ``frame`` with an index whose models must not be loaded (the input is refused first)."""
+    index = BM25Index(ctx.index.path)
+
+    def no_model(lang=None):
+        raise AssertionError("a model was loaded before the result frame was checked")
+
+    index.model = no_model  # type: ignore[method-assign]
+    return index.retriever(**kwargs)(frame)
+
+
+def rerank_with_nan_model(ctx) -> pd.DataFrame:
+    path = copy_index(ctx)
+    data_file = path / "pooled" / "data.csc.index.npy"
+    np.save(data_file, np.full_like(np.load(data_file), np.nan))
+    return BM25Retriever(path)(results(("q1", "capital", "en_1"), ("q1", "capital", "en_0")))
+
+
+def check_rerank_zero(res: pd.DataFrame, ctx) -> None:
+    assert res["docno"].tolist() == ["en_0", "de_1", "en_1"]
+    assert res["score"].iloc[0] > 0 and (res["score"].iloc[1:] == 0).all()
+
+
 def queries_checked_before_scoring(ctx) -> pd.DataFrame:
     index = BM25Index(ctx.index.path)
 
@@ -320,7 +349,7 @@ CASES = [
     Case("BM25Indexer: bytes text", lambda c: build(c, docs(("x", b"caf\xc3\xa9"))), TextError, r"docno 'x' is bytes"),
     Case("BM25Indexer: lone surrogate in a text", lambda c: build(c, docs(("x", "caf\udce9"))),
          TextError, "surrogate"),
-    Case("BM25Indexer: a number as text", lambda c: build(c, docs(("x", 42))), TextError, r"docno 'x' is a int"),
+    Case("BM25Indexer: a number as text", lambda c: build(c, docs(("x", 42))), TextError, r"docno 'x' is an int"),
     Case("BM25Indexer: missing text names the custom text_field",
          lambda c: build(c, [{"docno": "x", "body": None}], text_field="body"), TextError, r"'body' of docno 'x'"),
     Case("BM25Indexer: NaN text refused before tokenizing",
@@ -341,7 +370,7 @@ CASES = [
     Case("BM25Indexer: NaN docno in a DataFrame",
          lambda c: build(c, pd.DataFrame({"docno": ["a", np.nan], "text": ["x", "y"]})),
          TextError, r"docno of document #1 is missing"),
-    Case("BM25Indexer: integer docno", lambda c: build(c, docs((7, "x"))), TextError, r"is a int \(7\)"),
+    Case("BM25Indexer: integer docno", lambda c: build(c, docs((7, "x"))), TextError, r"is an int \(7\)"),
     Case("BM25Indexer: empty-string docno", lambda c: build(c, docs(("", "x"))), TextError, "empty string"),
     Case("BM25Indexer: duplicate docnos", lambda c: build(c, docs(("a", "x"), ("b", "y"), ("a", "z"))),
          ValueError, r"repeats docno 'a'"),
@@ -463,6 +492,36 @@ CASES = [
          or pytest.fail(str(res.columns))),
     Case("BM25Retriever: empty-string query finds nothing", lambda c: c.index.retriever()(queries(("q1", ""))),
          check=lambda res, c: len(res) == 0 or pytest.fail(str(res))),
+    # -- re-ranking a result frame
+    Case("BM25Retriever re-rank: a docno the index does not hold (refused before any model is loaded)",
+         lambda c: rerank_without_models(c, results(("q1", "capital", "en_0"), ("q1", "capital", "fr_9"))),
+         ValueError, r"docno 'fr_9' of qid 'q1' is not in the BM25 index .*\(1 of 2 rows in all\)"),
+    Case("BM25Retriever re-rank: an integer docno",
+         lambda c: rerank_without_models(c, results(("q1", "capital", 7))), ValueError,
+         r"\(a int64; docnos are str\) of qid 'q1' is not in the BM25 index"),
+    Case("BM25Retriever re-rank: a row without docno",
+         lambda c: rerank_without_models(c, results(("q1", "capital", "en_0"), ("q1", "capital", None))),
+         ValueError, r"row 1 \(qid 'q1'\) of the result frame has no docno"),
+    Case("BM25Retriever re-rank: a docno twice for one query",
+         lambda c: rerank_without_models(c, results(("q1", "capital", "en_0"), ("q1", "capital", "en_0"))),
+         ValueError, r"gives docno 'en_0' more than once for qid 'q1'"),
+    Case("BM25Retriever re-rank: a document outside the language filter",
+         lambda c: rerank_without_models(c, results(("q1", "capital", "en_0"), ("q1", "capital", "de_0")),
+                                         langs="en"),
+         ValueError, r"docno 'de_0' of qid 'q1' is not of the language\(s\) \['en'\]"),
+    Case("BM25Retriever re-rank: missing query text (refused before any model is loaded)",
+         lambda c: rerank_without_models(c, results(("q1", None, "en_0"))), TextError, r"'query' of qid 'q1'"),
+    Case("BM25Retriever re-rank: one qid with two query texts",
+         lambda c: c.index.retriever()(results(("q1", "capital", "en_0"), ("q1", "Rhein", "de_1"))),
+         ValueError, "qid 'q1' has two different query texts"),
+    Case("BM25Retriever re-rank: a result frame without query column",
+         lambda c: c.index.retriever()(results(("q1", "capital", "en_0")).drop(columns=["query"])), Exception, "query"),
+    Case("BM25Retriever re-rank: NaN statistics in the model files", rerank_with_nan_model, NonFiniteError,
+         r"BM25 scores of qid 'q1' hold NaN .*\(docno 'en_0'\)"),  # en_1 has no query token: 0, no statistic
+    Case("BM25Retriever re-rank: documents without a query token stay, with score 0, in input order",
+         lambda c: c.index.retriever()(results(("q1", "capital England", "de_1"), ("q1", "capital England", "en_1"),
+                                               ("q1", "capital England", "en_0"))),
+         check=check_rerank_zero),
     # -- fusion
     Case("rrf: NaN score in the second run", lambda c: rrf(src(RUN_A), src(with_score(RUN_B, 1, np.nan)))(TOPICS),
          NonFiniteError, r"scores of run 1 .* hold NaN or infinity .*qid 'q1'"),
