@@ -12,6 +12,10 @@
   not retrieve). The min-max step is :class:`PerQueryMinMax`: pyterrier-alpha's ``PerQueryMaxMinScore`` fails to
   import its validator in 0.16.5, so the same formula is implemented here.
 
+Both are inspectable like PyTerrier's own operators (``pt.inspect.subtransformers``, ``transformer_inputs``,
+``transformer_outputs`` answer from the fused retrievers, without running them) and fold a following ``% k``
+into their ``num_results`` when the pipeline is compiled.
+
 Every run is checked before it is fused: its scores must be finite (``linear_fusion`` would otherwise count a NaN
 as 0 and ``rrf`` rank it arbitrarily) and it may rank a document only once per query (a repeated document would be
 counted twice). Both are errors naming the run, the qid (and the docno).
@@ -27,8 +31,10 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +70,32 @@ def _check_transformers(transformers: tuple[Any, ...], what: str) -> None:
         if not isinstance(t, pt.Transformer):
             raise TypeError(f"{what} fuses transformers, but argument {i} is a {type(t).__name__}; wrap a fixed run "
                             "in pt.Transformer.from_df(run)")
+
+
+def _cutoff(k: Any, num_results: int | None) -> int | None:
+    """The ``num_results`` that ``% k`` leaves, or None when ``k`` is not a positive int (RankCutoff then stays)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        return None
+    return int(k) if num_results is None else min(int(k), num_results)
+
+
+def _common_inputs(transformers: Sequence[pt.Transformer]) -> list[list[str]]:
+    """Input configurations that every one of ``transformers`` accepts, in the first transformer's priority order.
+
+    A candidate is the union of one configuration of each transformer; it is kept when each transformer accepts
+    it (``pt.inspect.transformer_outputs`` succeeds: a superset is not always accepted, e.g. a query frame must not
+    carry ``docno``). ``pt.inspect._minimal_inputs`` (what ``**`` uses) is private and returns its columns in set
+    order, so this small variant keeps the order deterministic.
+    """
+    configs = [pt.inspect.transformer_inputs(t) for t in transformers]
+    out: list[list[str]] = []
+    for combo in itertools.product(*configs):
+        candidate = list(dict.fromkeys(c for config in combo for c in config))
+        if any(set(candidate) == set(seen) for seen in out):
+            continue
+        if all(pt.inspect.transformer_outputs(t, candidate, strict=False) is not None for t in transformers):
+            out.append(candidate)
+    return out
 
 
 def _name(i: int, transformer: pt.Transformer) -> str:
@@ -113,8 +145,16 @@ def check_run(run: pd.DataFrame, name: str, *, columns: tuple[str, ...] = RUN_CO
 class _CheckRun(pt.Transformer):
     """Passes a run through after :func:`check_run` (the first stage of each side of :class:`LinearFusion`)."""
 
+    # Declared, since check_run's own error (it names the run) is not the InputValidationError pt.inspect reads.
+    transform_inputs = [list(RUN_COLUMNS)]
+
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def transform_outputs(self, input_columns: list[str]) -> list[str]:
+        """The input columns, once they hold a run (``qid``, ``docno``, ``score``)."""
+        pt.validate.result_frame(input_columns, extra_columns=["score"])
+        return list(input_columns)
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         """Check ``inp`` and return it unchanged."""
@@ -177,6 +217,31 @@ class RRF(pta.RRFusion):
         if k < 0:
             raise ValueError(f"the RRF constant k must be >= 0, got {k!r}")
         super().__init__(*transformers, k=k, num_results=_num_results(num_results))
+
+    def subtransformers(self) -> dict[str, list[pt.Transformer]]:
+        """The fused retrievers (``pt.inspect.subtransformers``)."""
+        return {"transformers": list(self.transformers)}
+
+    def transform_inputs(self) -> list[list[str]]:
+        """Input configurations every fused retriever accepts (``pt.inspect.transformer_inputs``)."""
+        return _common_inputs(self.transformers)
+
+    def transform_outputs(self, input_columns: list[str]) -> list[str]:
+        """``qid, query, docno, score, rank`` once each retriever accepts ``input_columns`` and returns a ranking.
+
+        Raises:
+            pt.validate.InputValidationError: a retriever refuses ``input_columns`` or would return no ranking.
+        """
+        for t in self.transformers:
+            pt.validate.result_frame(pt.inspect.transformer_outputs(t, input_columns), extra_columns=["query", "score"])
+        return ["qid", "query", "docno", "score", "rank"]
+
+    def fuse_rank_cutoff(self, k: int) -> RRF | None:
+        """``self % k`` as one fusion keeping ``min(num_results, k)`` results (PyTerrier's compile step)."""
+        num = _cutoff(k, self.num_results)
+        if num is None or num == self.num_results:
+            return None if num is None else self
+        return RRF(*self.transformers, k=self.k, num_results=num)
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         """Run every transformer on ``inp`` and fuse their rankings."""
@@ -252,8 +317,9 @@ class LinearFusion(pt.Transformer):
 
     It adds a check of each run (:func:`check_run`: finite scores, each document once per query) before anything
     is combined, and one repair to PyTerrier's ``+``: a document that only the second run retrieved would get NaN
-    in the query columns (``query`` ...), which are filled back from the input here. Its options are checked as
-    :func:`linear_fusion` describes.
+    in the input's columns (``query`` ...), which are filled back from the input here (per query, or per query and
+    document when the input is a result frame being re-ranked). Its options are checked as :func:`linear_fusion`
+    describes.
     """
 
     def __init__(
@@ -274,14 +340,42 @@ class LinearFusion(pt.Transformer):
         fused = a * weight + b * (1.0 - weight)
         self.pipeline = fused % self.num_results if self.num_results is not None else fused
 
+    def subtransformers(self) -> dict[str, pt.Transformer]:
+        """The two fused retrievers (``pt.inspect.subtransformers``), not the internal pipeline."""
+        return {"a": self.a, "b": self.b}
+
+    def transform_inputs(self) -> list[list[str]]:
+        """Input configurations both retrievers accept (``pt.inspect.transformer_inputs``)."""
+        return _common_inputs((self.a, self.b))
+
+    def transform_outputs(self, input_columns: list[str]) -> list[str]:
+        """The columns of ``a``'s run, then those only ``b``'s run has, then ``rank`` (PyTerrier's ``+`` re-ranks).
+
+        Raises:
+            pt.validate.InputValidationError: a retriever refuses ``input_columns`` or would return no ranking.
+        """
+        out_a, out_b = (pt.inspect.transformer_outputs(t, input_columns) for t in (self.a, self.b))
+        for out in (out_a, out_b):
+            pt.validate.result_frame(out, extra_columns=["score"])
+        return [c for c in dict.fromkeys([*out_a, *out_b]) if c != "rank"] + ["rank"]
+
+    def fuse_rank_cutoff(self, k: int) -> LinearFusion | None:
+        """``self % k`` as one fusion keeping ``min(num_results, k)`` results (PyTerrier's compile step)."""
+        num = _cutoff(k, self.num_results)
+        if num is None or num == self.num_results:
+            return None if num is None else self
+        return LinearFusion(self.a, self.b, weight=self.weight, normalise=self.normalise, num_results=num)
+
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         """Run both retrievers on ``inp`` and combine their scores."""
         out = self.pipeline(inp)
-        query_cols = [c for c in inp.columns if c not in ("qid", "docno", "score", "rank") and c in out.columns]
-        if query_cols and len(out):
-            queries = inp[["qid", *query_cols]].drop_duplicates("qid")
+        # Re-ranking (the input has docno): its columns (text ...) belong to each document, not to the query.
+        keys = ["qid", "docno"] if "docno" in inp.columns else ["qid"]
+        cols = [c for c in inp.columns if c not in ("qid", "docno", "score", "rank") and c in out.columns]
+        if cols and len(out):
+            source = inp[[*keys, *cols]].drop_duplicates(keys)
             order = list(out.columns)
-            out = out.drop(columns=query_cols).merge(queries, on="qid", how="left")[order]
+            out = out.drop(columns=cols).merge(source, on=keys, how="left")[order]
         return out
 
     def __repr__(self) -> str:
