@@ -356,11 +356,27 @@ class DenseIndex:
         if key not in self._faiss:
             flex = self.flex
             if method == "flat":
-                self._faiss[key] = flex.faiss_flat_retriever().faiss_index
+                flat = flex.faiss_flat_retriever().faiss_index
+                self._check_stored_vectors()  # before caching: a damaged index stays refused
+                self._faiss[key] = flat
             else:  # searched like a FAISS index, with AnnSearch parameters (DenseRetriever._params)
                 self._faiss[key] = LanguagePartitions(self, method, neighbours=neighbours,
                                                       ef_construction=ef_construction, n_list=n_list)
         return self._faiss[key]
+
+    def _check_stored_vectors(self) -> None:
+        """Refuse a ``vecs.f4`` damaged into NaN or infinity after it was written.
+
+        FAISS silently drops a document whose score is NaN from a ranking. The flat index reads every vector
+        anyway, so checking them while they are in the page cache costs a fraction of that read.
+        """
+        vecs = self.vectors()
+        for start in range(0, len(vecs), _MERGE_STEP):
+            stop = min(start + _MERGE_STEP, len(vecs))
+            check_finite(np.asarray(vecs[start:stop]), what=f"stored vectors of {self.path}",
+                         ids=range(start, stop), id_name="docid",
+                         hint=f"vecs.f4 is corrupt; rebuild the index with DenseIndex({str(self.path)!r})"
+                              ".indexer(encoder, overwrite=True).index(docs)")
 
 
 class _Writer:
@@ -420,6 +436,7 @@ class _Writer:
                     shutil.copyfileobj(part, out, 1 << 22)
         if start:  # npids cannot write an empty lookup; an empty index is never searched anyway
             with Lookup.builder(self.folder / "docnos.npids") as builder:
+                _fix_npids_prefix(builder)
                 for lang in order:
                     for docno in self.parts[lang][1]:
                         builder.add(docno)
@@ -429,6 +446,35 @@ class _Writer:
         (self.folder / MANIFEST).write_text(json.dumps({
             "format": FORMAT, "encoder": self.encoder_manifest, "count": start, "dim": self.dim,
             "metric": "inner_product", "langs": ranges}, indent=2) + "\n", encoding="utf-8")
+
+
+def _fix_npids_prefix(builder: Any) -> None:
+    """Make an npids builder store docnos it would otherwise write unreadably.
+
+    npids' fixed-width codec stores the docnos' common byte prefix once. It cuts that prefix inside a multi-byte
+    UTF-8 character when two docnos share only its lead byte (``"zh_文档"`` and ``"zh_文本"``), which it then
+    cannot decode, and for a lone docno it takes the whole docno, leaving a width of 0 that it cannot read back.
+    This codec cuts the prefix at a character boundary and keeps at least one byte per docno.
+    """
+    from npids.codecs import FwdFixedBytes
+
+    class Utf8FixedBytes(FwdFixedBytes):
+        def seed(self, id: str) -> bool:
+            ok = super().seed(id)
+            if self.length is not None and len(self.prefix) >= self.length:
+                self.prefix = self.prefix[:-1]
+            while self.prefix:
+                try:
+                    self.prefix.decode("utf-8")
+                    break
+                except UnicodeDecodeError:
+                    self.prefix = self.prefix[:-1]
+            return ok
+
+    formats = getattr(builder, "formats", None)
+    if isinstance(formats, dict) and "fixedbytes" in formats:
+        formats["fixedbytes"] = Utf8FixedBytes()
+        builder.seeded_formats = formats.copy()
 
 
 class DenseIndexer(pt.Indexer):
@@ -514,6 +560,10 @@ def _check_chunk(chunk: pd.DataFrame, offset: int) -> list[str]:
     empty = next((offset + i for i, d in enumerate(docnos) if not d), None)
     if empty is not None:
         raise ValueError(f"'docno' of row {empty} is an empty string; every docno must be a non-empty str")
+    nul = next((offset + i for i, d in enumerate(docnos) if "\x00" in d), None)
+    if nul is not None:  # npids pads with NUL bytes and strips them on reading: "a\x00" would come back as "a"
+        raise ValueError(f"'docno' of row {nul} ({docnos[nul - offset]!r}) contains a NUL character, which the "
+                         "docno store cannot keep; remove it from the docno")
     _chunk_langs(chunk, docnos)
     if "doc_vec" not in chunk.columns:
         check_texts(chunk["text"].tolist(), docnos, column="text", id_name="docno")
@@ -563,7 +613,8 @@ def _as_vectors(cells: list[Any], ids: list[Any], id_name: str, column: str, dim
                                        f"holds {dim}-dimensional vectors; encode with the index's encoder")
     if not cells:
         return np.zeros((0, dim), dtype=np.float32)
-    return np.ascontiguousarray(np.stack([np.asarray(c) for c in cells]), dtype=np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, which check_finite reports
+        return np.ascontiguousarray(np.stack([np.asarray(c) for c in cells]), dtype=np.float32)
 
 
 def _chunks(inp: pd.DataFrame | Iterable[dict[str, Any]], size: int) -> Iterator[tuple[int, pd.DataFrame]]:
