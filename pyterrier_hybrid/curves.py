@@ -344,14 +344,20 @@ def train_with_checkpoints(preset: str, pairs: pd.DataFrame, *, model: str, budg
 
     Returns:
         The :class:`~pyterrier_hybrid.training.HybridBatchTrainer` after ``fit_pairs`` (the final model is in
-        ``output_dir``).
+        ``output_dir``; the trainer's own ``encoder_`` is not loaded).
     """
     from .training import HybridBatchTrainer
+
+    class _CurveTrainer(HybridBatchTrainer):
+        def _bi_encoder(self, output_dir: Path) -> None:
+            # fit_pairs ends by loading the saved model as a BiEncoder; the curve loads its own encoders
+            # (with its precision and device), so that load would only cost time.
+            return None
 
     mode, alpha = parse_preset(preset)
     if mode is None:
         raise ValueError(f"preset {preset!r} trains nothing")
-    trainer = HybridBatchTrainer(
+    trainer = _CurveTrainer(
         resolve_model(model), mode=mode, alpha=0.5 if math.isnan(alpha) else alpha, batch_size=budget.batch_size,
         max_steps=budget.steps, lr=budget.lr, warmup_ratio=0.0, seed=seed, freeze_embeddings=budget.freeze_embeddings,
         max_seq_length=budget.max_seq_length, output_dir=output_dir, logging_steps=max(1, budget.steps // 6),
@@ -721,6 +727,11 @@ class CurveResult:
         Returns:
             ``curve``, ``final``, ``alpha`` (if run), ``significance``, ``noise`` (if run) → markdown.
         """
+        if "markdown" not in self._cache:
+            self._cache["markdown"] = self._markdown()
+        return dict(self._cache["markdown"])
+
+    def _markdown(self) -> dict[str, str]:
         metrics = [m for m in self.metrics if m in CURVE_METRICS or m in ("SameLangPref", "PEER@1000")]
         out = {}
         curve = self.curve_table()
