@@ -12,7 +12,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PROTOCOL_EXAMPLES = ["paper_protocol", "unseen_languages", "low_resource_domain_shift"]
-ALL_EXAMPLES = [*PROTOCOL_EXAMPLES, "domain_finetuning", "noise_robustness", "main_job"]
+ALL_EXAMPLES = [*PROTOCOL_EXAMPLES, "domain_finetuning", "noise_robustness", "main_job", "budget_curve"]
 DATA = EXAMPLES / "data"
 
 
