@@ -140,7 +140,7 @@ def train_preset(preset: str, pairs: pd.DataFrame, *, output_dir: str | Path, mo
             return str(output_dir)
     start = time.perf_counter()
     trainer.fit_pairs(pairs, data_description=data_description)
-    with atomic_path(Path(output_dir) / _TIMING) as tmp:
+    with atomic_path(_timing_file(output_dir)) as tmp:
         tmp.write_text(json.dumps({"train_s": time.perf_counter() - start}), encoding="utf-8")
     return str(output_dir)
 
@@ -148,10 +148,22 @@ def train_preset(preset: str, pairs: pd.DataFrame, *, output_dir: str | Path, mo
 _TIMING = "protocol_timing.json"
 
 
+def _timing_file(model_dir: str | Path) -> Path:
+    """Where the training time of ``model_dir`` is recorded: ``<model_dir>.timing.json``, beside it.
+
+    The model folder belongs to the trainer, which refuses to train again into a folder holding files it
+    did not write.
+    """
+    model_dir = Path(model_dir)
+    return model_dir.with_name(f"{model_dir.name}.timing.json")
+
+
 def training_time(model_dir: str | Path) -> float:
-    """Seconds :func:`train_preset` spent training the model in ``model_dir`` (NaN if not recorded there)."""
-    path = Path(model_dir) / _TIMING
-    return float(json.loads(path.read_text(encoding="utf-8"))["train_s"]) if path.exists() else math.nan
+    """Seconds :func:`train_preset` spent training the model in ``model_dir`` (NaN if not recorded)."""
+    for path in (_timing_file(model_dir), Path(model_dir) / _TIMING):  # the second: runs of earlier versions
+        if path.exists():
+            return float(json.loads(path.read_text(encoding="utf-8"))["train_s"])
+    return math.nan
 
 
 def evaluate_model(model: Any, benchmark: str, *, name: str, sample: BenchmarkSample | None = None,

@@ -76,3 +76,19 @@ def test_tiny_protocol_end_to_end_and_resume(lareqa_mirror, tiny_model_dir, tmp_
     pd.testing.assert_frame_equal(again.runs.drop(columns=["eval_s"]), result.runs.drop(columns=["eval_s"]))
     with pytest.raises(ValueError, match="train_pairs is None"):
         protocol.run_protocol(["mono"], **{**kwargs, "train_pairs": None})
+
+
+def test_a_changed_budget_retrains_into_the_same_folder(tiny_model_dir, tmp_path, one_torch_thread):
+    """The timing record lives beside the model folder, so the trainer (which refuses folders holding files
+    it did not write) can train a changed budget into the protocol's own folder."""
+    pairs = pd.DataFrame({"query": [f"q {i}" for i in range(16)], "text": [f"a {i}" for i in range(16)],
+                          "qlang": ["en", "de"] * 8, "dlang": ["en", "de"] * 8,
+                          "group_id": [f"g{i}" for i in range(16)]})
+    out = tmp_path / "models" / "mono-s0"
+    for steps in (1, 2):
+        budget = protocol.Budget(steps=steps, batch_size=4, max_seq_length=16)
+        model_dir = protocol.train_preset("mono", pairs, output_dir=out, model=str(tiny_model_dir), budget=budget)
+        assert model_dir == str(out)
+        assert protocol.training_time(out) >= 0
+    assert (tmp_path / "models" / "mono-s0.timing.json").is_file() and not (out / "protocol_timing.json").exists()
+    assert '"global_steps": 2' in (out / "hybrid_training.json").read_text()
