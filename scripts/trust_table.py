@@ -4,7 +4,9 @@ The cases live in ``tests/test_trust_*.py`` (``CASES``, see ``tests/trust.py``) 
 ``tests/test_swap.py``. Each row names the area, the case, the expected outcome (a clear one-line error
 or a correct result) and whether the run confirmed it; a failed row is what needs fixing.
 
-Usage: ``python scripts/trust_table.py [--out trust.md]`` (from the project root, in the venv).
+Usage: ``python scripts/trust_table.py [--out trust.md]`` (from the project root, in the venv), or
+``--junit report.xml`` to read the outcomes of a full ``pytest --junitxml=report.xml`` run instead of
+running the cases again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,17 @@ class _Recorder:
             self.outcomes[report.nodeid] = report.outcome
 
 
+def _junit_outcomes(path: str) -> dict[str, str]:
+    """Outcomes by node id (``tests/<file>::<test>[<id>]``) from a pytest JUnit XML report."""
+    outcomes = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        module = case.get("classname", "").replace(".", "/")
+        node = f"{module}.py::{case.get('name')}"
+        failed = case.find("failure") is not None or case.find("error") is not None
+        outcomes[node] = "failed" if failed else "skipped" if case.find("skipped") is not None else "passed"
+    return outcomes
+
+
 def _expected(case) -> str:
     if case.error is None:
         return "handled (correct result)"
@@ -42,11 +56,15 @@ def main() -> int:
     """Run the cases, print the markdown table and the counts; exit 1 if any case failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="also write the table to this markdown file")
+    parser.add_argument("--junit", help="read outcomes from this pytest JUnit XML report instead of running")
     args = parser.parse_args()
     modules = sorted(TESTS.glob("test_trust_*.py"))
     files = [str(p) for p in modules] + ([str(TESTS / "test_swap.py")] if (TESTS / "test_swap.py").exists() else [])
     recorder = _Recorder()
-    pytest.main([*files, "-q", "-p", "no:cacheprovider", "--no-header"], plugins=[recorder])
+    if args.junit:
+        recorder.outcomes = _junit_outcomes(args.junit)
+    else:
+        pytest.main([*files, "-q", "-p", "no:cacheprovider", "--no-header"], plugins=[recorder])
 
     sys.path.insert(0, str(TESTS))
     rows = []
@@ -54,8 +72,9 @@ def main() -> int:
         module = importlib.import_module(path.stem)
         area = path.stem.removeprefix("test_trust_")
         for case in module.CASES:
+            names = {f"[{case.name}]", f"[{case.name.encode('unicode_escape').decode('ascii')}]"}  # pytest's ids
             node = next((n for n in recorder.outcomes if n.startswith(f"tests/{path.name}::")
-                         and n.endswith(f"[{case.name}]")), None)
+                         and any(n.endswith(name) for name in names)), None)
             rows.append((area, case.name, _expected(case), recorder.outcomes.get(node, "not run")))
     for node, outcome in recorder.outcomes.items():
         if node.startswith("tests/test_swap.py::"):
