@@ -787,7 +787,8 @@ class CurveResult:
     def report(self) -> str:
         """All tables as one markdown document."""
         titles = {"curve": "Metrics over the training budget", "final": "Final budget",
-                  "alpha": "α trade-off at the final budget", "significance": "Significance (hybrid-0.5 vs the rest)",
+                  "alpha": "α trade-off at the final budget",
+                  "significance": f"Significance ({self.info['reference']} against every other preset)",
                   "noise": "Query-noise robustness at the final budget"}
         parts = [f"## {titles[name]}\n\n{text}" for name, text in self.markdown().items()]
         return "\n".join(parts)
