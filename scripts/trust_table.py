@@ -89,14 +89,15 @@ def main() -> int:
         "clear error": sum(1 for r in passed if r[2].startswith("clear error")),
         "handled correctly": sum(1 for r in passed if r[2].startswith("handled")),
         "no lost file (kill -9)": sum(1 for r in passed if r[0].startswith("swap")),
-        "failed (silent wrong, lost file or traceback)": len(rows) - len(passed),
+        "skipped (cannot fail here, e.g. read-only folders for root)": sum(1 for r in rows if r[3] == "skipped"),
+        "failed (silent wrong, lost file or traceback)": sum(1 for r in rows if r[3] not in ("passed", "skipped")),
     }
     lines += ["", *(f"- {k}: {v}" for k, v in counts.items())]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-    return 0 if len(passed) == len(rows) else 1
+    return 0 if counts["failed (silent wrong, lost file or traceback)"] == 0 else 1
 
 
 if __name__ == "__main__":
