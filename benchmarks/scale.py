@@ -71,8 +71,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 class Synthetic:
     """Deterministic synthetic corpus and queries (see the module docstring); ``seed`` fixes everything."""
 
-    def __init__(self, kind: str, n: int, seed: int = 0):
-        self.kind, self.n, self.seed = kind, n, seed
+    def __init__(self, kind: str, n: int, seed: int = 0, only_filter_language: bool = False):
+        self.kind, self.n, self.seed, self.only = kind, n, seed, only_filter_language
         rng = np.random.default_rng([seed, 0])
         self.sizes = [n // len(LANGS) + (i < n % len(LANGS)) for i in range(len(LANGS))]
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
@@ -86,6 +86,8 @@ class Synthetic:
         self.q_noise = rng.standard_normal((N_QUERIES, DIM)).astype(np.float32) / np.sqrt(DIM)
         # planted documents: distinct positions inside the German block
         self.planted = self.starts[f] + rng.choice(self.sizes[f], N_QUERIES, replace=False)
+        # with only the filter language indexed, docids start at its first document
+        self.offset = int(self.starts[f]) if only_filter_language else 0
 
     def _mix(self, lang_idx: np.ndarray, topics: np.ndarray, noise: np.ndarray) -> np.ndarray:
         return _unit(self.lang_dirs[lang_idx] + self.topics[topics] + noise)
@@ -107,6 +109,8 @@ class Synthetic:
         """``(start docid, language, vectors)`` in docid order (languages in sorted order, as stored)."""
         planted_vecs = self.planted_vectors()
         for li, lang in enumerate(LANGS):
+            if self.only and lang != FILTER:
+                continue
             for off in range(0, self.sizes[li], CHUNK):
                 m = min(CHUNK, self.sizes[li] - off)
                 rng = np.random.default_rng([self.seed, 1, li, off // CHUNK])
@@ -118,7 +122,7 @@ class Synthetic:
                 start = int(self.starts[li] + off)
                 here = (self.planted >= start) & (self.planted < start + m)
                 vecs[self.planted[here] - start] = planted_vecs[here]
-                yield start, lang, vecs
+                yield start - self.offset, lang, vecs
 
 
 class VectorsOnly:
@@ -302,9 +306,9 @@ COLUMNS = ["data", "n", "method", "settings", "filter", "build_s", "build_peak_m
 
 
 def run_size(kind: str, n: int, methods: list[str], work: Path, threads: int, n_list: int | None, log,
-             sweep: str | None = None) -> tuple:
+             sweep: str | None = None, only_filter_language: bool = False) -> tuple:
     """Every measurement for one generator and corpus size: rows, and what the selector comparison needs."""
-    data = Synthetic(kind, n)
+    data = Synthetic(kind, n, only_filter_language=only_filter_language)
     path = work / f"{kind}-{n}"
     if path.exists():
         shutil.rmtree(path)
@@ -319,10 +323,11 @@ def run_size(kind: str, n: int, methods: list[str], work: Path, threads: int, n_
     np.save(qfile, queries)
     f = LANGS.index(FILTER)
     t0 = time.perf_counter()
-    gt = {"none": exact_top_k(vecs, queries, 0, n),
-          "one language": exact_top_k(vecs, queries, int(data.starts[f]), int(data.starts[f + 1]))}
+    lo, hi = int(data.starts[f]) - data.offset, int(data.starts[f + 1]) - data.offset
+    gt = {"one language": exact_top_k(vecs, queries, lo, hi)}
+    gt["none"] = gt["one language"] if data.only else exact_top_k(vecs, queries, 0, n)
     log(f"{kind} {n:,}: exact top-{K} in {time.perf_counter() - t0:.1f} s")
-    base = {"data": kind, "n": n}
+    base = {"data": f"{kind}, {FILTER} only" if data.only else kind, "n": n}
     rows = [{**base, "method": "(index write)", "filter": "", "build_s": seconds,
              "disk_mb": (path / "vecs.f4").stat().st_size / 2**20}]
     for method in methods:
@@ -337,7 +342,7 @@ def run_size(kind: str, n: int, methods: list[str], work: Path, threads: int, n_
             settings = f"{'n_list ' + str(lists) if lists else 'n_list 4√n'}, {settings}"
         for name in ("none", "one language"):
             s = served[name]
-            planted = (np.mean([p in r for p, r in zip(data.planted.tolist(), s["ids"])])
+            planted = (np.mean([p in r for p, r in zip((data.planted - data.offset).tolist(), s["ids"])])
                        if name == "one language" else float("nan"))
             row = {**base, "method": method, "settings": settings, "filter": name, **built, "load_s": s["load_s"],
                    "ms_b1": s["ms_b1"], "search_ms_b1": s["search_ms_b1"], "ms_b100": s["ms_b100"],
@@ -350,7 +355,7 @@ def run_size(kind: str, n: int, methods: list[str], work: Path, threads: int, n_
                 f"{row['build_s']:.1f} s  serve peak {row['serve_peak_mb']:.0f} MB (anon {row['serve_anon_mb']:.0f};"
                 f" process before loading {served['process_mb']:.0f})")
         for point in served["sweep"]:
-            planted = np.mean([p in r for p, r in zip(data.planted.tolist(), point["ids"])])
+            planted = np.mean([p in r for p, r in zip((data.planted - data.offset).tolist(), point["ids"])])
             row = {**base, "method": method, "settings": f"{settings.split(', nprobe')[0]}, nprobe {point['n_probe']}"
                    + (f", refine {point['refine']}" if method == "ivfpq" else ""), "filter": "one language",
                    "search_ms_b1": point["search_ms_b1"], "ms_b100": point["ms_b100"],
@@ -383,6 +388,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--queries-file", dest="queries", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--n-list", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--only-filter-language", action="store_true",
+                    help=f"index only the {FILTER} documents of each size: the filtered search's sub-index, built "
+                         "at 1/11 of the cost (the 'none' rows then search the same documents)")
     ap.add_argument("--sweep", help="IVF / IVF-PQ: also search filtered with these N_PROBE:REFINE pairs (e.g. 128:4)")
     args = ap.parse_args(argv)
     if args.worker:
@@ -422,9 +430,10 @@ def main(argv: list[str] | None = None) -> None:
                     log(f"{kind} {n:,}: not run (budget): {', '.join(skipped)}")
                 lists = args.large_n_list if n > 1_000_000 else None
                 size_rows, data, vecs, queries, gt = run_size(kind, n, todo, args.work, args.threads, lists, log,
-                                                              args.sweep)
+                                                              args.sweep, args.only_filter_language)
                 rows += size_rows
-                if n == min(sizes) and n <= 1_000_000:  # the design not taken, once, where it is cheap to build
+                # the design not taken, once, where it is cheap to build
+                if n == min(sizes) and n <= 1_000_000 and not args.only_filter_language:
                     p = pooled_selector_recall(vecs, data, queries, gt["one language"], args.threads)
                     rows.append({"data": kind, "n": n, "method": "ivf pooled+selector", "filter": "one language",
                                  "build_s": p["build_s"], "ms_b100": p["ms_b100"], "recall@100": p["recall"]})
