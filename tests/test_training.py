@@ -24,7 +24,7 @@ from pyterrier_hybrid.training import (
     pairs_from_topics_qrels,
     validate_pairs,
 )
-from pyterrier_hybrid.training.testing import synthetic_pairs, tiny_sentence_transformer
+from pyterrier_hybrid.training.testing import synthetic_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,13 +34,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return tiny_sentence_transformer(tmp_path_factory.mktemp("tiny") / "model")
+def tiny_model(tiny_model_dir) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model):
-    """The tiny model loaded once; tests train deep copies (loading the 250k-piece tokenizer is the slow part)."""
+    """The tiny model loaded once; tests train deep copies."""
     return SentenceTransformer(str(tiny_model), device="cpu")
 
 
