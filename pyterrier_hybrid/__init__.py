@@ -1,9 +1,12 @@
 """pyterrier_hybrid: hybrid batch training and LAReQA-style multilingual retrieval for PyTerrier.
 
-Importing the package registers the XQuAD-R and MLQA-R ir_datasets entries (``xquad-r/en``,
-``xquad-r/en-de``, ``xquad-r/multi``, ``mlqa-r/...`` and their noisy variants); see
-:mod:`pyterrier_hybrid.datasets`. The main classes are exported lazily, so ``import pyterrier_hybrid``
-stays cheap (no torch) until one of them is used:
+Importing the package (or only ``import pyterrier``, through the ``pyterrier.modules`` entry point that
+makes the package ``pt.hybrid``) registers the XQuAD-R and MLQA-R ir_datasets entries (``xquad-r/en``,
+``xquad-r/en-de``, ``xquad-r/multi``, ``mlqa-r/...`` and their noisy variants; see
+:mod:`pyterrier_hybrid.datasets`) as soon as ir_datasets is imported, and the measure names
+``RankDistance``, ``SameLangPref`` and ``LangPEER`` with ir_measures (see :mod:`pyterrier_hybrid._plugin`).
+Everything is exported lazily, so ``import pyterrier_hybrid`` stays cheap (no torch, no ir_datasets) until
+a name is used:
 
 - :class:`BiEncoder` (:mod:`.encoding`), :class:`DenseIndex` (:mod:`.index`): dense encoding and FAISS search;
 - :class:`BM25Index` / :class:`BM25Indexer` (:mod:`.bm25`), :func:`rrf` / :func:`linear_fusion` (:mod:`.fusion`);
@@ -15,14 +18,20 @@ stays cheap (no torch) until one of them is used:
 from importlib import import_module
 from typing import Any
 
-from . import datasets
-from .datasets import dataset_id, import_mirror, settings
-from .languages import MLQA_R_LANGS, XQUAD_R_LANGS, lang_of_id
+from . import _plugin
 
 __version__ = "0.1.0"
 
+_plugin.install()  # ir_datasets entries and measure names, registered when those libraries are imported
+
 # name -> module that defines it (imported on first access)
 _LAZY = {
+    "MLQA_R_LANGS": "languages",
+    "XQUAD_R_LANGS": "languages",
+    "lang_of_id": "languages",
+    "dataset_id": "datasets",
+    "import_mirror": "datasets",
+    "settings": "datasets",
     "BiEncoder": "encoding",
     "DenseIndex": "index",
     "EncoderMismatchError": "index",
@@ -45,17 +54,9 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    if name == "datasets":  # the subpackage, imported (and its entries registered) on first access
+        return import_module(".datasets", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
-    "MLQA_R_LANGS",
-    "XQUAD_R_LANGS",
-    "__version__",
-    "dataset_id",
-    "datasets",
-    "import_mirror",
-    "lang_of_id",
-    "settings",
-    *_LAZY,
-]
+__all__ = ["__version__", "datasets", *_LAZY]

@@ -15,15 +15,18 @@ Ids (stable; ``q`` and ``d`` are ISO 639-1 codes of the benchmark):
 with ``<benchmark>`` one of ``xquad-r`` (11 languages) and ``mlqa-r`` (7 languages).
 Docs are :class:`~.lareqa.LareqaDoc` (``doc_id, text, lang, context``), queries
 :class:`~.lareqa.LareqaQuery` (``query_id, text, lang, group_id``), qrels binary
-``TrecQrel``. Ids carry their language (``en_...``), are unique across a benchmark, and a
-query keeps its id in every entry it appears in, so runs on different entries pair up.
+``TrecQrel``. Every entry answers what ir_datasets' tools ask of a dataset: ``docs_count()``,
+``queries_count()``, ``qrels_count()``, ``docs_store().get_many(ids)`` and ``queries_store().get(qid)``
+(what ``ir_datasets lookup --qid`` calls; ir_datasets defines no query store of its own).
+Ids carry their language (``en_...``), are unique across a benchmark, and a query keeps its id
+in every entry it appears in, so runs on different entries pair up.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import ir_datasets
 from ir_datasets.formats import BaseDocs, BaseQrels, BaseQueries, TrecQrel
@@ -105,11 +108,52 @@ class _MemoryDocstore(Docstore):
         super().__init__(LareqaDoc, "doc_id")
         self._docs = docs
 
-    def get_many_iter(self, doc_ids):
+    def get_many_iter(self, doc_ids: Iterable[str]) -> Iterator[LareqaDoc]:
+        """The docs of ``doc_ids`` that exist, in the order asked; unknown ids are skipped."""
         lookup = self._docs.lookup()
         for did in doc_ids:
             if did in lookup:
                 yield lookup[did]
+
+
+class QueryStore(Docstore):
+    """Query lookup by ``query_id``, the interface ``ir_datasets lookup --qid`` uses (``get``, ``get_many``).
+
+    ``get(qid)`` raises ``KeyError`` for an id the entry does not hold; ``get_many`` leaves such ids out.
+    """
+
+    def __init__(self, queries: BaseQueries, query_cls: type = LareqaQuery):
+        super().__init__(query_cls, "query_id")
+        self._queries = queries
+        self._lookup: dict[str, tuple] | None = None
+
+    def _table(self) -> dict[str, tuple]:
+        if self._lookup is None:  # built on first use, from queries_iter (the parsed files are cached)
+            self._lookup = {q.query_id: q for q in self._queries.queries_iter()}
+        return self._lookup
+
+    def get_many_iter(self, query_ids: Iterable[str]) -> Iterator[tuple]:
+        """The queries of ``query_ids`` that exist, in the order asked."""
+        table = self._table()
+        for qid in query_ids:
+            if qid in table:
+                yield table[qid]
+
+    def get(self, query_id: str, field: str | None = None):
+        """The query (or one ``field`` of it) with id ``query_id``.
+
+        Raises:
+            KeyError: the entry holds no query with this id.
+        """
+        found = self.get_many([query_id], field)
+        if query_id not in found:
+            raise KeyError(f"query_id {query_id!r} is not in this entry; query ids look like 'en_<group id>' "
+                           "(list them with `ir_datasets export <id> queries --fields query_id`)")
+        return found[query_id]
+
+    def count(self) -> int:
+        """Number of queries."""
+        return len(self._table())
 
 
 class LareqaDocs(BaseDocs):
@@ -174,6 +218,14 @@ class LareqaQueries(BaseQueries):
         """:class:`~.lareqa.LareqaQuery`."""
         return LareqaQuery
 
+    def queries_count(self) -> int:
+        """Number of questions (without it ir_datasets reports None: it has no metadata for these ids)."""
+        return sum(1 for _ in self.queries_iter())
+
+    def queries_store(self) -> QueryStore:
+        """Lookup by ``query_id`` (``.get(qid)``, ``.get_many(qids)``)."""
+        return QueryStore(self)
+
     def queries_namespace(self) -> str:
         """Query ids are unique within a benchmark."""
         return self._benchmark
@@ -202,6 +254,10 @@ class LareqaQrels(BaseQrels):
     def qrels_cls(self):
         """``TrecQrel``."""
         return TrecQrel
+
+    def qrels_count(self) -> int:
+        """Number of qrels (one per query and candidate language that holds its answer)."""
+        return sum(1 for _ in self.qrels_iter())
 
     def qrels_defs(self) -> dict[int, str]:
         """Relevance levels."""
