@@ -608,9 +608,17 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_index)
 
 
+def _add_passthrough(sub: argparse._SubParsersAction) -> None:
+    """``irds`` and ``measures``: listed in ``--help`` here, run by :func:`main` before any parsing."""
+    from .cli_tools import HELP
+
+    for name, text in HELP.items():
+        sub.add_parser(name, help=text, add_help=False)
+
+
 # Subcommand builders; other modules' commands are added here as they land.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data, _add_train, _add_evaluate, _add_noise,
-                                                                   _add_index]
+                                                                   _add_index, _add_passthrough]
 
 
 _DEBUG_HELP = "on a failure, show the full Python traceback instead of the one-line reason"
@@ -661,6 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments raise ``SystemExit(2)`` from argparse after its own one-line usage error.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("irds", "measures"):  # the wrapped tool parses its own arguments; its exit status
+        from .cli_tools import PASSTHROUGH
+
+        return PASSTHROUGH[argv[0]](argv[1:])
     debug = "--debug" in argv  # known before parsing, for failures while parsing (e.g. importing torch)
     hf_logging = None
     try:
