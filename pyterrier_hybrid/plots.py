@@ -40,6 +40,39 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def _save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
+def _wrap_title(text: str, width_in: float, fontsize: float | str = "large") -> str:
+    """``text`` broken at spaces into lines no wider than ``width_in`` inches at ``fontsize``.
+
+    Widths are measured with the font's glyph outlines (no renderer needed), so the title fits whatever the
+    backend; a single word wider than the line stays whole.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    prop = FontProperties(size=fontsize)
+    limit = width_in * 72  # points; TextPath measures in points at the font size
+
+    def width(line: str) -> float:
+        return TextPath((0, 0), line, prop=prop).get_extents().width if line.strip() else 0.0
+
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if line and width(candidate) > limit:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# Share of the figure width a title may use: constrained layout keeps small margins at both edges.
+_TITLE_WIDTH = 0.92
+
+
     suffix = Path(path).suffix or ".png"
     with atomic_path(path, suffix=suffix) as tmp:
         fig.savefig(tmp, dpi=dpi, format=suffix[1:])
@@ -72,7 +105,7 @@ def _draw(matrix: pd.DataFrame, *, title: str, cmap: str, center: float | None, 
     ax.set_yticks(range(values.shape[0]), labels=list(matrix.index))
     ax.set_xlabel("candidate language")
     ax.set_ylabel("question language")
-    ax.set_title(title)
+    ax.set_title(_wrap_title(title, _TITLE_WIDTH * fig.get_figwidth()))
     norm = image.norm
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
@@ -216,23 +249,18 @@ def paired_ttests(result, baseline, measure: str = "AP", *, correction: str | No
                      group["model"].mean() - group["baseline"].mean(), float(t), float(p)))
     out = pd.DataFrame(rows, columns=["qlang", "dlang", "n_queries", "baseline", "model", "delta", "t", "p"])
     if correction is not None:
-        out["p_corrected"] = _correct(out["p"].to_numpy(), correction)
-        out["reject"] = out["p_corrected"] <= alpha
+        out["p_corrected"], out["reject"] = _correct(out["p"].to_numpy(), correction, alpha)
     return out
 
 
-def _correct(p: np.ndarray, method: str) -> np.ndarray:
-    """Bonferroni or Holm-Bonferroni adjusted p-values."""
-    n = len(p)
-    if method == "bonferroni":
-        return np.minimum(p * n, 1.0)
-    if method == "holm":
-        order = np.argsort(p, kind="stable")
-        adjusted = np.minimum(np.maximum.accumulate(p[order] * (n - np.arange(n))), 1.0)
-        out = np.empty(n)
-        out[order] = adjusted
-        return out
-    raise ValueError(f"unknown correction {method!r}; use 'bonferroni' or 'holm'")
+def _correct(p: np.ndarray, method: str, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Bonferroni or Holm-Bonferroni adjusted p-values and rejections (statsmodels, as ``pt.Experiment`` uses)."""
+    from statsmodels.stats.multitest import multipletests
+
+    if method not in ("bonferroni", "holm"):
+        raise ValueError(f"unknown correction {method!r}; use 'bonferroni' or 'holm'")
+    reject, corrected, _, _ = multipletests(np.asarray(p, dtype=float), alpha=alpha, method=method)
+    return corrected, reject
 
 
 def save_report(result, out_dir: str | os.PathLike, *, measure: str = "AP", baseline=None) -> dict[str, Path]:
@@ -289,8 +317,8 @@ def protocol_bars(table: pd.DataFrame, *, path: str | os.PathLike | None = None,
                     yerr=None if sd is None or sd.isna().all() else sd.fillna(0), capsize=2)
         axes[1].set_xticks(x, presets, rotation=30, ha="right")
         axes[1].set_ylabel("rank distance (pooled, lower = less bias)")
-    if title:
-        fig.suptitle(title, fontsize="medium")
+    if title:  # wrapped: a budget and evaluation description is often wider than the figure
+        fig.suptitle(_wrap_title(title, _TITLE_WIDTH * fig.get_figwidth(), "medium"), fontsize="medium")
     if path is not None:
         _save_figure(fig, path, dpi)
     return fig

@@ -117,3 +117,63 @@ def test_paired_ttests_per_setting_and_corrections():
 
 def test_grid_result_type():
     assert isinstance(_grid("x", 0), GridResult)
+
+
+def _hand_corrected(p: np.ndarray, method: str) -> np.ndarray:
+    """The Bonferroni / Holm adjustment plots.py computed by hand before it used statsmodels (the reference)."""
+    n = len(p)
+    if method == "bonferroni":
+        return np.minimum(p * n, 1.0)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(np.maximum.accumulate(p[order] * (n - np.arange(n))), 1.0)
+    out = np.empty(n)
+    out[order] = adjusted
+    return out
+
+
+@pytest.mark.parametrize("method", ["holm", "bonferroni"])
+def test_statsmodels_corrections_equal_the_hand_written_ones(method):
+    """statsmodels' multipletests gives exactly the numbers of the former hand-written code (ties, p = 1 included)."""
+    rng = np.random.default_rng(12)
+    for trial in range(300):
+        n = int(rng.integers(1, 40))
+        p = rng.random(n) ** rng.uniform(0.5, 6)
+        if trial % 3 == 0:
+            p[rng.integers(0, n, size=n // 2)] = p[0]  # ties
+        if trial % 5 == 0:
+            p[0] = 1.0
+        corrected, reject = plots._correct(p, method, alpha=0.05)
+        np.testing.assert_array_equal(corrected, _hand_corrected(p, method))
+        np.testing.assert_array_equal(reject, _hand_corrected(p, method) <= 0.05)
+    base, model = _grid("base", 0), _grid("model", 5)
+    out = plots.paired_ttests(model, base, "AP", correction=method, alpha=0.05)
+    np.testing.assert_array_equal(out.p_corrected, _hand_corrected(out.p.to_numpy(), method))
+
+
+def _inside(fig, text) -> bool:
+    """Whether ``text`` lies within the figure once drawn (Agg renderer)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box, frame = text.get_window_extent(canvas.get_renderer()), fig.bbox
+    return frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+
+
+LONG_TITLE = ("xquad-r sample: 24 paragraphs per language in 11 languages, all candidate sentences, seed 0 "
+              "(60 steps x batch 16, lr 3e-05, max length 96, frozen token embeddings)")
+
+
+def test_long_titles_fit_inside_the_figure():
+    """The protocol summary title (evaluation and budget, wider than the figure) and heatmap titles are wrapped."""
+    table = pd.DataFrame({"mono_mAP": [0.5, 0.6], "cross_mAP": [0.3, 0.4], "pooled_mAP": [0.4, 0.5],
+                          "RankDistance": [20.0, 15.0]}, index=pd.Index(["base", "hybrid-0.5"], name="preset"))
+    for has_bias in (True, False):
+        fig = plots.protocol_bars(table if has_bias else table.drop(columns="RankDistance"), title=LONG_TITLE)
+        assert fig._suptitle.get_text().count("\n") >= 1  # wrapped, not shrunk
+        assert fig._suptitle.get_text().replace("\n", " ") == LONG_TITLE
+        assert _inside(fig, fig._suptitle)
+    fig = plots.heatmap(_grid("base", 0), "AP", title=LONG_TITLE)
+    assert _inside(fig, fig.axes[0].title)
+    short = plots.protocol_bars(table, title="xquad-r")
+    assert short._suptitle.get_text() == "xquad-r" and _inside(short, short._suptitle)
