@@ -40,6 +40,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def _save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
+    suffix = Path(path).suffix or ".png"
+    with atomic_path(path, suffix=suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=suffix[1:])
+
+
 def _wrap_title(text: str, width_in: float, fontsize: float | str = "large") -> str:
     """``text`` broken at spaces into lines no wider than ``width_in`` inches at ``fontsize``.
 
@@ -71,11 +76,6 @@ def _wrap_title(text: str, width_in: float, fontsize: float | str = "large") -> 
 
 # Share of the figure width a title may use: constrained layout keeps small margins at both edges.
 _TITLE_WIDTH = 0.92
-
-
-    suffix = Path(path).suffix or ".png"
-    with atomic_path(path, suffix=suffix) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=suffix[1:])
 
 
 def _draw(matrix: pd.DataFrame, *, title: str, cmap: str, center: float | None, digits: int, path, dpi: int,
