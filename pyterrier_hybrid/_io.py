@@ -48,6 +48,12 @@ def atomic_path(dest: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
         raise
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder, then rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Whole-folder swaps
 #

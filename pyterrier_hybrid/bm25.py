@@ -62,7 +62,7 @@ import pyterrier_alpha as pta
 
 from ._checks import TextError, check_finite, check_text, check_texts
 from ._io import atomic_dir, recover_dir
-from .languages import ALL_LANGS, ID_SEP, validate_langs
+from .languages import ALL_LANGS, lang_of_id, validate_langs
 
 __all__ = [
     "TOKENIZERS",
@@ -399,9 +399,9 @@ class LangStemmer:
         return out
 
 
-def _id_lang(identifier: Any) -> str | None:
-    lang, sep, _ = str(identifier).partition(ID_SEP)
-    return lang if sep and lang in ALL_LANGS else None
+def _lang(identifier: Any) -> str | None:
+    """An id's language for stemming and language filters, or None (see :func:`~.languages.lang_of_id`)."""
+    return lang_of_id(identifier, strict=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def _id_lang(identifier: Any) -> str | None:
 
 def _doc_langs(docnos: Sequence[str]) -> list[str] | None:
     """Language of each docno, or None when any docno lacks a known ``<lang>_`` prefix."""
-    langs = [_id_lang(d) for d in docnos]
+    langs = [_lang(d) for d in docnos]
     return None if any(lang is None for lang in langs) else langs  # type: ignore[return-value]
 
 
@@ -637,7 +637,7 @@ class BM25Index(pta.Artifact):
         if "lang" in queries.columns:
             langs = [lang if lang in ALL_LANGS else None for lang in queries["lang"]]
         else:
-            langs = [_id_lang(q) for q in queries["qid"]]
+            langs = [_lang(q) for q in queries["qid"]]
         return stemmer(tokens, langs)
 
     @property
@@ -887,7 +887,7 @@ class BM25Indexer(pt.Indexer):
             raise ValueError(f"none of the {len(texts)} texts in {self.text_field!r} gives a single token (all empty "
                              "or punctuation); nothing could ever be found: check text_field= and the corpus")
         if self._stemmer is not None:
-            tokens = self._stemmer(tokens, [_id_lang(d) for d in docnos])
+            tokens = self._stemmer(tokens, [_lang(d) for d in docnos])
         params = {"k1": self.k1, "b": self.b, "method": self.method}
 
         _build_model(tokens, params).save(str(tmp / "pooled"), show_progress=False)
@@ -1098,7 +1098,7 @@ class BM25Retriever(pt.Transformer):
             return np.zeros(len(rows), dtype=np.int64), rows
         # The language of a document is its docno's prefix (as in the build), so no model is loaded to refuse one.
         part_of = {lang: p for p, lang in enumerate(self.langs)}
-        part = np.fromiter((part_of.get(_id_lang(d), -1) for d in docnos), dtype=np.int64, count=len(docnos))
+        part = np.fromiter((part_of.get(_lang(d), -1) for d in docnos), dtype=np.int64, count=len(docnos))
         outside = np.flatnonzero(part < 0)
         if len(outside):
             d, qid = docnos.iloc[outside[0]], inp["qid"].iloc[outside[0]]

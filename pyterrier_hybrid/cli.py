@@ -492,7 +492,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _noise_preview(args: argparse.Namespace) -> None:
-    from .noise import preview
+    from .datasets.noisy import preview
 
     preview(args.lang, args.model, args.level, n=args.n, seed=args.seed, benchmark=args.benchmark)
 

@@ -921,7 +921,7 @@ def plan_budget_curve(*, out_dir: str | Path, train_pairs: pd.DataFrame | None, 
     Args:
         out_dir: where everything goes (an empty / new folder, or one holding a run of the same setup, which is
             resumed): ``evals/``, ``models/`` (final models), ``noise/``, tables, ``report.md``, ``plots/``.
-        train_pairs: training pairs (:mod:`pyterrier_hybrid.training.data`); may be None with only ``"base"``.
+        train_pairs: training pairs (:mod:`pyterrier_hybrid.datasets.pairs`); may be None with only ``"base"``.
         sample: the fixed evaluation slice (None: the whole benchmark).
         benchmark: evaluation benchmark.
         model: the starting model (hub id or directory; default the offline e5-small).

@@ -37,9 +37,10 @@ import pyterrier as pt
 
 from . import measures as bias
 from ._checks import NonFiniteError, TextError, check_finite, check_texts
+from ._io import atomic_write_text
 from .datasets import POOLED, BenchmarkSample, dataset_id, load_language
 from .datasets import settings as benchmark_settings
-from .languages import validate_benchmark, validate_langs
+from .languages import lang_of_id, validate_benchmark, validate_langs
 
 __all__ = [
     "DEFAULT_BIAS_MEASURES",
@@ -504,7 +505,7 @@ def _evaluate_setting(encoded: EncodedBenchmark, setting: _Setting, measures: li
     peers = [m for m in slow if m.NAME == "PEER"]
     other = [m for m in slow if m.NAME != "PEER"]
     depth = min(k, len(docnos))
-    dlangs = np.array([bias.id_lang(d) for d in docnos], dtype=object)
+    dlangs = np.array([lang_of_id(d) for d in docnos], dtype=object)
     max_rel = max((len(setting.qrels[q]) for q in qids), default=0)
     values: dict[str, list[np.ndarray]] = {_measure_name(m): [] for m in measures}
     run_frames = []
@@ -520,7 +521,7 @@ def _evaluate_setting(encoded: EncodedBenchmark, setting: _Setting, measures: li
             order = np.argsort(ranks, axis=1, kind="stable")
             ranks = np.take_along_axis(ranks, order, axis=1)
             rel = np.take_along_axis(rel, order, axis=1)
-            qlangs = np.array([bias.id_lang(q) for q in block], dtype=object)
+            qlangs = np.array([lang_of_id(q) for q in block], dtype=object)
             same = (dlangs[np.where(rel >= 0, rel, 0)] == qlangs[:, None]) & (rel >= 0)
             n_rel = np.array([len(setting.qrels[q]) for q in block])
             limit = np.full(len(block), depth)
@@ -621,15 +622,35 @@ class GridResult:
 
     def to_csv(self, path: str) -> None:
         """Write :attr:`results` as CSV, atomically."""
-        from .plots import atomic_write_text
-
         atomic_write_text(path, self.results.to_csv(index=False))
 
     def to_markdown(self, measure: str = "AP", *, digits: int = 3) -> str:
-        """A markdown table of the qlang x dlang grid of ``measure`` plus the summary."""
-        from .plots import markdown_grid
-
+        """A markdown table of the qlang x dlang grid of ``measure`` plus the summary (:func:`markdown_grid`)."""
         return markdown_grid(self, measure, digits=digits)
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _markdown(frame: pd.DataFrame, digits: int, index_name: str) -> str:
+    header = [index_name, *map(str, frame.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
+    for idx, row in frame.iterrows():
+        cells = [_fmt(v, digits) if isinstance(v, (float, np.floating)) else str(v) for v in row]
+        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def markdown_grid(result: GridResult, measure: str = "AP", *, digits: int = 3) -> str:
+    """Markdown: the qlang x dlang table of ``measure``, then mono / cross / pooled per measure."""
+    parts = [f"**{result.name}** on {result.benchmark}: {measure} (rows: question language, columns: candidate "
+             "language)", "", _markdown(result.matrix(measure), digits, "q \\ d"), "",
+             _markdown(result.summary(), digits, "measure")]
+    by_lang = result.pooled_by_qlang()
+    if len(by_lang):
+        parts += ["", "Pooled setting per question language:", "", _markdown(by_lang, digits, "qlang")]
+    return "\n".join(parts) + "\n"
 
 
 def _tidy(benchmark: str, name: str, per_setting: list[tuple[_Setting, pd.DataFrame]]) -> GridResult:
@@ -639,7 +660,7 @@ def _tidy(benchmark: str, name: str, per_setting: list[tuple[_Setting, pd.DataFr
         for measure, values in frame.groupby("measure", sort=False)["value"]:
             rows.append((setting.qlang, setting.dlang, measure, _aggregate(values, measure), len(values)))
         if setting.dlang == POOLED:  # per question language of the pooled setting
-            by_lang = frame.assign(ql=[bias.id_lang(q) for q in frame.qid])
+            by_lang = frame.assign(ql=[lang_of_id(q) for q in frame.qid])
             for (ql, measure), values in by_lang.groupby(["ql", "measure"], sort=False)["value"]:
                 rows.append((ql, POOLED, measure, _aggregate(values, measure), len(values)))
     results = pd.DataFrame(rows, columns=["qlang", "dlang", "measure", "value", "n_queries"])

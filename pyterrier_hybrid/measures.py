@@ -63,8 +63,8 @@ import peer_measure
 from ir_measures import Metric, measures, providers
 from ir_measures.providers.base import Any as AnyParam
 
-from ._checks import NonFiniteError, check_text
-from .languages import lang_of_id
+from ._checks import NonFiniteError
+from .languages import lang_of_id, register_languages
 
 __all__ = [
     "PEER",
@@ -81,36 +81,6 @@ __all__ = [
     "same_lang_pref_values",
     "sorted_run",
 ]
-
-_LANGS: dict[str, str] = {}
-
-
-def register_languages(mapping: Mapping[str, str]) -> None:
-    """Register id → language entries used instead of the id prefix (for ids that carry no language).
-
-    Args:
-        mapping: doc ids and/or query ids to language codes; added to (and overriding) earlier entries.
-
-    Raises:
-        TextError: a missing id or language (None / NaN), never registered as the text "None" or "nan".
-        ValueError: an empty language code.
-    """
-    checked = {}
-    for k, v in mapping.items():
-        integer = isinstance(k, (int, np.integer)) and not isinstance(k, bool)
-        key = str(k) if integer else check_text(k, what="an id in register_languages")
-        lang = check_text(v, what=f"the language of id {k!r} in register_languages")
-        if not lang.strip():
-            raise ValueError(f"the language of id {k!r} in register_languages is empty; give a code such as 'en'")
-        checked[key] = lang
-    _LANGS.update(checked)
-
-
-def id_lang(identifier: str) -> str:
-    """Language of a query or doc id: a registered entry, else the id prefix."""
-    lang = _LANGS.get(identifier)
-    return lang if lang is not None else lang_of_id(identifier)
-
 
 class NanMeanAgg(measures.base.Agg):
     """Mean that leaves NaN values (undefined per-query values) out; NaN when every value is NaN."""
@@ -354,8 +324,8 @@ class _LanguageBiasEvaluator(_PerQueryEvaluator):
         ranks = np.array([[position.get(doc, np.inf) for doc in relevant]], dtype=np.float64)
         order = np.argsort(ranks[0], kind="stable")
         ranks = ranks[:, order]
-        qlang = id_lang(qid)
-        same = np.array([[id_lang(relevant[i]) == qlang for i in order]])
+        qlang = lang_of_id(qid)
+        same = np.array([[lang_of_id(relevant[i]) == qlang for i in order]])
         value = binary_measure_values(measure(cutoff=depth) if cutoff is None else measure, ranks,
                                       np.array([len(relevant)]), np.array([depth]), same)[0]
         return float(value)
@@ -379,7 +349,7 @@ class IdLanguages(dict):
         super().__init__({f"\x00{lang}": lang for lang in langs})
 
     def __missing__(self, key: str) -> str:
-        return id_lang(key)
+        return lang_of_id(key)
 
 
 def peer(cutoff: int = 1000, *, langs: Iterable[str], weights: Mapping[int, float] | None = None,

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_path
+from ._io import atomic_path, atomic_write_text
+from .evaluation import markdown_grid
 
 __all__ = [
     "atomic_write_text",
@@ -31,12 +32,6 @@ __all__ = [
     "protocol_bars",
     "save_report",
 ]
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
@@ -173,30 +168,6 @@ def delta_heatmap(result, baseline, measure: str = "AP", *, path: str | os.PathL
         title = f"{measure}: {getattr(result, 'name', 'model')} - {getattr(baseline, 'name', 'baseline')}"
     return _draw(a - b, title=title, cmap=cmap, center=0.0, digits=digits, path=path, dpi=dpi,
                  label=f"delta {measure}", ax=ax)
-
-
-def _fmt(v: float, digits: int) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
-
-
-def _markdown(frame: pd.DataFrame, digits: int, index_name: str) -> str:
-    header = [index_name, *map(str, frame.columns)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
-    for idx, row in frame.iterrows():
-        cells = [_fmt(v, digits) if isinstance(v, (float, np.floating)) else str(v) for v in row]
-        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
-    return "\n".join(lines)
-
-
-def markdown_grid(result, measure: str = "AP", *, digits: int = 3) -> str:
-    """Markdown: the qlang x dlang table of ``measure``, then mono / cross / pooled per measure."""
-    parts = [f"**{result.name}** on {result.benchmark}: {measure} (rows: question language, columns: candidate "
-             "language)", "", _markdown(result.matrix(measure), digits, "q \\ d"), "",
-             _markdown(result.summary(), digits, "measure")]
-    by_lang = result.pooled_by_qlang()
-    if len(by_lang):
-        parts += ["", "Pooled setting per question language:", "", _markdown(by_lang, digits, "qlang")]
-    return "\n".join(parts) + "\n"
 
 
 def compare(results: Sequence, measures: Sequence[str] | None = None) -> pd.DataFrame:

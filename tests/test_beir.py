@@ -13,7 +13,7 @@ import pytest
 
 from pyterrier_hybrid.datasets import BeirFolder, lareqa_dir_to_beir, pairs_from_beir_dir, split_groups
 from pyterrier_hybrid.datasets.beir import is_beir_folder, prefixed_id, write_beir_folder
-from pyterrier_hybrid.training.data import PAIR_COLUMNS, pairs_from_lareqa_dir
+from pyterrier_hybrid.datasets.pairs import PAIR_COLUMNS, pairs_from_lareqa_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"

@@ -142,7 +142,7 @@ def test_noise_list(capsys):
 
 @pytest.mark.integration
 def test_noise_preview_prints_what_the_library_gives(capsys):
-    from pyterrier_hybrid.noise import preview
+    from pyterrier_hybrid.datasets.noisy import preview
 
     assert main(["noise", "preview", "--lang", "de", "--model", "typo", "--level", "30", "-n", "3",
                  "--seed", "1"]) == 0

@@ -236,7 +236,7 @@ def test_pooled_grid_and_bias_measures_equal_pt_experiment(xquad_encoded):
     )
     ref = ref.pivot(index="qid", columns="measure", values="value")
     got = grid.perquery.pivot(index="qid", columns="measure", values="value").reindex(ref.index)
-    assert len(ref) == len(topics) and ref.index.map(bm.id_lang).nunique() == 11
+    assert len(ref) == len(topics) and ref.index.map(bm.lang_of_id).nunique() == 11
     for m in measures + bias:
         np.testing.assert_allclose(got[str(m)], ref[str(m)], rtol=0, atol=1e-12, err_msg=str(m))
     row = grid.results[(grid.results.qlang == "all") & (grid.results.measure == "RankDistance")]

@@ -164,10 +164,10 @@ def test_rank_helpers_match_definitions():
 
 def test_registered_languages_override_the_prefix():
     bm.register_languages({"doc-without-prefix": "de"})
-    assert bm.id_lang("doc-without-prefix") == "de"
-    assert bm.id_lang("zh_d0") == "zh"
+    assert bm.lang_of_id("doc-without-prefix") == "de"
+    assert bm.lang_of_id("zh_d0") == "zh"
     with pytest.raises(ValueError, match="language prefix"):
-        bm.id_lang("unknown")
+        bm.lang_of_id("unknown")
 
 
 def test_peer_equal_ranks_give_one_not_nan():

@@ -21,7 +21,7 @@ Qrels name the ids as written in the JSONL files; they are mapped the same way. 
 ``es_report`` in an English folder is read as Spanish (rename such ids: a ``lang`` field cannot override a prefix).
 
 **Training pairs.** :meth:`BeirFolder.pairs` (and :func:`pairs_from_beir_dir`) turns the relevant qrels
-(``score >= 1``) of a split into the pairs frame of :mod:`pyterrier_hybrid.training.data`. The parallel
+(``score >= 1``) of a split into the pairs frame of :mod:`pyterrier_hybrid.datasets.pairs`. The parallel
 group of a query is its id without the language prefix, so translations written as ``en_q1`` / ``de_q1``
 never share a batch; in a one-language folder every query is its own group.
 
@@ -58,6 +58,7 @@ from .._checks import TextError, check_text, check_texts
 from .._io import atomic_dir
 from ..languages import ALL_LANGS, ID_SEP, validate_lang
 from .lareqa import lareqa_json_files, read_lareqa_json
+from .pairs import validate_pairs
 
 __all__ = [
     "CORPUS_FILE",
@@ -341,14 +342,12 @@ class BeirFolder:
         """Training pairs of ``split``: one per judgement with ``label >= min_label``.
 
         Returns:
-            The pairs frame of :mod:`pyterrier_hybrid.training.data` (``query``, ``text``, ``qlang``, ``dlang``,
-            ``group_id``), checked by :func:`~pyterrier_hybrid.training.data.validate_pairs`.
+            The pairs frame of :mod:`pyterrier_hybrid.datasets.pairs` (``query``, ``text``, ``qlang``, ``dlang``,
+            ``group_id``), checked by :func:`~pyterrier_hybrid.datasets.pairs.validate_pairs`.
 
         Raises:
             ValueError: unknown split, no relevant judgement, or empty texts.
         """
-        from ..training.data import validate_pairs
-
         split = self._check_split(split)
         qrels = self._qrels(split)
         rel = qrels[qrels["label"] >= min_label]
@@ -510,7 +509,7 @@ def lareqa_dir_to_beir(src: str | os.PathLike, dst: str | os.PathLike, *, test_f
     so a query's qrels hold one sentence per language. The question groups are split with :func:`split_groups`
     into ``qrels/train.tsv`` and ``qrels/test.tsv``, so no translation of a test question is trained on; the
     ``train`` pairs (:meth:`BeirFolder.pairs`) equal those of
-    :func:`~pyterrier_hybrid.training.data.pairs_from_lareqa_dir` restricted to the train groups.
+    :func:`~pyterrier_hybrid.datasets.pairs.pairs_from_lareqa_dir` restricted to the train groups.
 
     Args:
         src: the directory of ``<lang>.json`` files.
@@ -530,7 +529,10 @@ def lareqa_dir_to_beir(src: str | os.PathLike, dst: str | os.PathLike, *, test_f
     files = lareqa_json_files(src, langs=langs)
     docs, queries, gold = [], [], {}
     for lang, file in files.items():
-        d, q, g = read_lareqa_json(file, lang)
+        data = read_lareqa_json(file, lang)
+        d = [{"docno": x.doc_id, "text": x.text, "lang": lang} for x in data.docs]
+        q = [{"qid": x.query_id, "query": x.text, "lang": lang, "group_id": x.group_id} for x in data.queries]
+        g = data.gold
         counts = Counter(x["group_id"] for x in q)  # a repeated id would merge two questions' judgements
         if repeated := [group for group, n in counts.items() if n > 1]:
             raise ValueError(f"{file}: question id {repeated[0]!r} occurs more than once")

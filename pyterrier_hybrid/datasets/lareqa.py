@@ -121,6 +121,72 @@ def gold_sentence(breaks: list[list[int]], answer_start: int) -> tuple[int, bool
     return i, not (start <= answer_start < end)
 
 
+def _read_json(path: Path) -> object:
+    """The parsed JSON of ``path``; a bad file raises ValueError naming it (the callers add their own fix)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}; a truncated or hand-edited file? restore or regenerate "
+                         "it") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); JSON files are UTF-8: convert it "
+                         "(e.g. iconv -t utf-8)") from None
+
+
+def parse_lareqa(raw: object, *, benchmark: str, lang: str, source: str | Path) -> LanguageData:
+    """Walk parsed LAReQA JSON: the one reader of the format, behind the entries and a user's own files.
+
+    Args:
+        raw: the parsed JSON (SQuAD v1.1 with ``sentences`` and ``sentence_breaks`` per paragraph).
+        benchmark: the benchmark name recorded in the result (a user's folder for their own data).
+        lang: the language of the file.
+        source: the file, for error messages.
+
+    Raises:
+        ValueError: not LAReQA-style (the message names what is missing) or a question id that is not a
+            string or an integer.
+        TextError: a sentence or question that is not text (e.g. null), never read as the text "None".
+    """
+    data = LanguageData(benchmark=benchmark, lang=lang)
+    try:
+        paragraph_index = 0
+        for article in raw["data"]:  # type: ignore[index]
+            for paragraph in article["paragraphs"]:
+                context = paragraph["context"]
+                ids = [doc_id(lang, paragraph_index, s) for s in range(len(paragraph["sentences"]))]
+                data.docs.extend(
+                    LareqaDoc(did, sentence, lang, context) for did, sentence in zip(ids, paragraph["sentences"])
+                )
+                for qa in paragraph["qas"]:
+                    if isinstance(qa["id"], bool) or not isinstance(qa["id"], (str, int)):
+                        raise ValueError(f"{source}: question id {qa['id']!r} (question {qa.get('question')!r}) "
+                                         "is not a string; give every question an 'id'")
+                    group = str(qa["id"])
+                    answer = qa["answers"][0]
+                    index, in_gap = gold_sentence(paragraph["sentence_breaks"], answer["answer_start"])
+                    data.queries.append(LareqaQuery(query_id(lang, group), qa["question"], lang, group))
+                    data.gold[group] = ids[index]
+                    data.answers[group] = answer["text"]
+                    if in_gap:
+                        data.gap_answers.append(group)
+                    if str(answer["text"]).strip() not in paragraph["sentences"][index]:
+                        end = answer["answer_start"] + len(answer["text"])
+                        crosses = end > paragraph["sentence_breaks"][index][1]
+                        (data.answer_crosses_break if crosses else data.answer_not_in_gold).append(group)
+                paragraph_index += 1
+    except (KeyError, IndexError, TypeError) as e:
+        raise ValueError(f"{source} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' "
+                         f"per paragraph): missing or malformed {e}") from None
+    try:  # a null sentence or question is an error, never the text "None"
+        check_texts((d.text for d in data.docs), ids=[d.doc_id for d in data.docs], column="sentence",
+                    id_name="docno")
+        check_texts((q.text for q in data.queries), ids=[q.query_id for q in data.queries], column="question",
+                    id_name="qid")
+    except TextError as e:
+        raise TextError(f"{source}: {e}") from None
+    return data
+
+
 @functools.cache
 def load_language(benchmark: str, lang: str) -> LanguageData:
     """Parse ``<benchmark>/<lang>.json`` (resolved by :func:`~.source.lareqa_file`), cached per process.
@@ -130,36 +196,16 @@ def load_language(benchmark: str, lang: str) -> LanguageData:
             does not parse; the message names the file and how to restore it.
     """
     path = lareqa_file(benchmark, lang)
+    rel = f"{benchmark}/{lang}.json"
     try:
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
+        return parse_lareqa(raw, benchmark=benchmark, lang=lang, source=path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        rel = f"{benchmark}/{lang}.json"
         raise LareqaFileError(f"{path}: LAReQA file {rel} is not valid JSON ({e}; truncated or changed since "
                               f"its md5 check); {fix_hint(rel)}") from None
-    data = LanguageData(benchmark=benchmark, lang=lang)
-    paragraph_index = 0
-    for article in raw["data"]:
-        for paragraph in article["paragraphs"]:
-            context = paragraph["context"]
-            ids = [doc_id(lang, paragraph_index, s) for s in range(len(paragraph["sentences"]))]
-            data.docs.extend(
-                LareqaDoc(did, sentence, lang, context) for did, sentence in zip(ids, paragraph["sentences"])
-            )
-            for qa in paragraph["qas"]:
-                group = qa["id"]
-                answer = qa["answers"][0]
-                index, in_gap = gold_sentence(paragraph["sentence_breaks"], answer["answer_start"])
-                data.queries.append(LareqaQuery(query_id(lang, group), qa["question"], lang, group))
-                data.gold[group] = ids[index]
-                data.answers[group] = answer["text"]
-                if in_gap:
-                    data.gap_answers.append(group)
-                if answer["text"].strip() not in paragraph["sentences"][index]:
-                    crosses = answer["answer_start"] + len(answer["text"]) > paragraph["sentence_breaks"][index][1]
-                    (data.answer_crosses_break if crosses else data.answer_not_in_gold).append(group)
-            paragraph_index += 1
-    return data
+    except ValueError as e:  # not LAReQA-style, or a null text (TextError is a ValueError)
+        raise LareqaFileError(f"{' '.join(str(e).split())} (changed since its md5 check?); {fix_hint(rel)}") from None
 
 
 def lareqa_json_files(path: str | Path, *, langs: Iterable[str] | None = None,
@@ -189,7 +235,7 @@ def lareqa_json_files(path: str | Path, *, langs: Iterable[str] | None = None,
     return files
 
 
-def read_lareqa_json(path: str | Path, lang: str) -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]:
+def read_lareqa_json(path: str | Path, lang: str) -> LanguageData:
     """Parse one LAReQA-style JSON file of a user's own data, with the ids of the registered entries.
 
     Args:
@@ -197,48 +243,15 @@ def read_lareqa_json(path: str | Path, lang: str) -> tuple[list[dict[str, str]],
         lang: its language.
 
     Returns:
-        ``(docs, queries, gold)``: every sentence (``docno``, ``text``, ``lang``), every question (``qid``,
-        ``query``, ``lang``, ``group_id`` = the question's ``id``) in file order, and group id -> gold docno
-        (the sentence holding the answer start; a repeated question id keeps its last occurrence).
+        The file's :class:`LanguageData` (``benchmark`` is the file's folder): every sentence and question in
+        file order and group id -> gold docno (the sentence holding the answer start; a repeated question id
+        keeps its last occurrence).
 
     Raises:
-        ValueError: not JSON, or not LAReQA-style (the message names what is missing).
+        ValueError: not JSON, or not LAReQA-style (the message names what is missing and how to fix it).
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}; a truncated or hand-edited file? restore or regenerate "
-                         "it") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); JSON files are UTF-8: convert it "
-                         "(e.g. iconv -t utf-8)") from None
-    docs: list[dict[str, str]] = []
-    queries: list[dict[str, str]] = []
-    gold: dict[str, str] = {}
-    try:
-        paragraph_index = 0
-        for article in raw["data"]:
-            for paragraph in article["paragraphs"]:
-                ids = [doc_id(lang, paragraph_index, s) for s in range(len(paragraph["sentences"]))]
-                docs += [{"docno": d, "text": s, "lang": lang} for d, s in zip(ids, paragraph["sentences"])]
-                for qa in paragraph["qas"]:
-                    index, _ = gold_sentence(paragraph["sentence_breaks"], qa["answers"][0]["answer_start"])
-                    if isinstance(qa["id"], bool) or not isinstance(qa["id"], (str, int)):
-                        raise ValueError(f"{path}: question id {qa['id']!r} (question {qa.get('question')!r}) is "
-                                         "not a string; give every question an 'id'")
-                    group = str(qa["id"])
-                    gold[group] = ids[index]
-                    queries.append({"qid": query_id(lang, group), "query": qa["question"], "lang": lang,
-                                    "group_id": group})
-                paragraph_index += 1
-    except (KeyError, IndexError, TypeError) as e:
-        raise ValueError(f"{path} is not LAReQA-style JSON (SQuAD v1.1 with 'sentences' and 'sentence_breaks' per "
-                         f"paragraph): missing {e}") from None
-    try:  # a null sentence or question is an error, never the text "None"
-        check_texts((d["text"] for d in docs), ids=[d["docno"] for d in docs], column="sentence", id_name="docno")
-        check_texts((q["query"] for q in queries), ids=[q["qid"] for q in queries], column="question",
-                    id_name="qid")
-    except TextError as e:
-        raise TextError(f"{path}: {e}") from None
-    return docs, queries, gold
+    raw = _read_json(path) if path.is_file() else None
+    if raw is None:
+        raise ValueError(f"{path} is not a file; give the <lang>.json file of LAReQA-style data")
+    return parse_lareqa(raw, benchmark=str(path.parent), lang=lang, source=path)

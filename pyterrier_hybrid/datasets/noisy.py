@@ -22,17 +22,21 @@ thousands of combinations cost nothing at import.
 
 from __future__ import annotations
 
+import numbers
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TextIO
 
 import ir_datasets
 from ir_datasets.formats import BaseDocs, BaseQueries
 from ir_datasets.indices import Docstore
 
-from ..languages import BENCHMARK_LANGS
+from ..languages import BENCHMARK_LANGS, validate_benchmark, validate_lang
+from ..noise import perturb, validate_level, validate_model, validate_seed
 from .entries import POOLED, _describe, _Documentation, dataset_id
-from .lareqa import LareqaDoc, LareqaQuery
+from .lareqa import LareqaDoc, LareqaQuery, load_language
 
 NOISE_ID = re.compile(
     r"^(?P<benchmark>xquad-r|mlqa-r)/(?P<setting>[a-z]{2}(?:-[a-z]{2})?|multi)/"
@@ -205,3 +209,42 @@ def register_noisy() -> str:
         ir_datasets.registry.register_pattern(NOISE_ID.pattern, _initialise)
         _registered = True
     return NOISE_ID.pattern
+
+
+def preview(lang: str, model: str, level: float, n: int = 5, seed: int = 0, *, benchmark: str = "xquad-r",
+            file: TextIO | None = None) -> list[tuple[str, str, str]]:
+    """Print ``n`` questions of ``lang`` before and after noise, as the noisy datasets perturb them.
+
+    The questions are spread evenly over the benchmark's file; the noise is keyed by query id as in
+    the registered entries, so the noisy text shown is the one ``<benchmark>/<lang>/noise-<model>-<level>``
+    (seed 0) holds.
+
+    Args:
+        lang: question language (a language of ``benchmark``).
+        model: a noise model.
+        level: percent of words to touch.
+        n: number of examples.
+        seed: the noise seed.
+        benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
+        file: where to print (default: standard output).
+
+    Returns:
+        ``(query_id, clean, noisy)`` for each example.
+    """
+    validate_lang(lang, validate_benchmark(benchmark), what=f"{benchmark} question language")
+    validate_model(model)
+    validate_level(level)
+    seed = validate_seed(seed)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n (the number of examples) must be an integer >= 1; got {n!r}")
+    queries = load_language(benchmark, lang).queries
+    step = max(len(queries) // n, 1)
+    chosen = queries[::step][:n]
+    out = file or sys.stdout
+    print(f"{benchmark} {lang} questions, noise model {model!r}, level {level:g}%, seed {seed}", file=out)
+    examples = []
+    for query in chosen:
+        noisy = perturb(query.text, lang, model=model, level=level, seed=seed, key=query.query_id)
+        examples.append((query.query_id, query.text, noisy))
+        print(f"\n{query.query_id}\n  before: {query.text}\n  after:  {noisy}", file=out)
+    return examples

@@ -32,6 +32,7 @@ import pandas as pd
 
 from .._checks import check_texts
 from ..languages import ALL_LANGS, ID_SEP, lang_of_id, validate_benchmark, validate_langs
+from .lareqa import LanguageData, lareqa_json_files, load_language, read_lareqa_json
 
 PAIR_COLUMNS: tuple[str, ...] = ("query", "text", "qlang", "dlang", "group_id")
 NEGATIVE_COLUMN = "negative"
@@ -181,24 +182,17 @@ def pairs_from_benchmark(
     Raises:
         ValueError: unknown benchmark or language, or a language / pair with no data.
     """
-    from ..datasets import load_language
-
     valid = validate_benchmark(benchmark)
     langs = validate_langs(langs if langs is not None else valid, valid, what=f"{benchmark} language")
-    data = {lang: load_language(benchmark, lang) for lang in langs}
-    questions = {lang: {q.group_id: q.text for q in d.queries} for lang, d in data.items()}
-    answers = {lang: {group: d.docs_by_id[doc_id].text for group, doc_id in d.gold.items()} for lang, d in data.items()}
-    pairs = _parallel_pairs(questions, answers)
+    read = {lang: _questions_and_answers(load_language(benchmark, lang)) for lang in langs}
+    pairs = _parallel_pairs({k: v[0] for k, v in read.items()}, {k: v[1] for k, v in read.items()})
     return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"benchmark {benchmark!r}")
 
 
-def _read_lareqa_json(path: Path, lang: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Questions and gold answer sentences (both by group id) of one LAReQA-style JSON file."""
-    from ..datasets.lareqa import read_lareqa_json
-
-    docs, queries, gold = read_lareqa_json(path, lang)
-    text = {d["docno"]: d["text"] for d in docs}
-    return {q["group_id"]: q["query"] for q in queries}, {group: text[docno] for group, docno in gold.items()}
+def _questions_and_answers(data: LanguageData) -> tuple[dict[str, str], dict[str, str]]:
+    """Questions and gold answer sentences of one language, both by group id."""
+    return ({q.group_id: q.text for q in data.queries},
+            {group: data.docs_by_id[docno].text for group, docno in data.gold.items()})
 
 
 def pairs_from_lareqa_dir(
@@ -218,11 +212,9 @@ def pairs_from_lareqa_dir(
     Raises:
         ValueError: missing directory or files, unknown languages, malformed JSON, a pair with no data.
     """
-    from ..datasets.lareqa import lareqa_json_files
-
     path = Path(path)
     files = lareqa_json_files(path, langs=langs, valid_langs=valid_langs)
-    read = {lang: _read_lareqa_json(p, lang) for lang, p in files.items()}
+    read = {lang: _questions_and_answers(read_lareqa_json(p, lang)) for lang, p in files.items()}
     pairs = _parallel_pairs({k: v[0] for k, v in read.items()}, {k: v[1] for k, v in read.items()})
     return _restrict(pairs, qlangs=qlangs, dlangs=dlangs, configs=configs, source=f"directory {path}")
 

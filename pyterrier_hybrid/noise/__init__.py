@@ -12,8 +12,9 @@ words, and ``docs/noise.md`` for examples and per-language coverage.
 
 Noisy XQuAD-R/MLQA-R entries (``xquad-r/en-de/noise-typo-20``) are registered with ir_datasets
 on ``import pyterrier_hybrid`` (see :mod:`pyterrier_hybrid.datasets.noisy`);
-:class:`NoiseTransformer` perturbs the ``query`` column of any PyTerrier frame, and
-:func:`preview` (also ``python -m pyterrier_hybrid.noise``) prints before/after examples.
+:class:`NoiseTransformer` perturbs the ``query`` column of any PyTerrier frame. This package only turns text
+into text; :func:`pyterrier_hybrid.datasets.noisy.preview` (``pyterrier-hybrid noise preview``) prints
+before/after examples of benchmark questions.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from .models import (
     validate_model,
     validate_seed,
 )
-from .preview import preview
 from .segment import word_spans, words
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ __all__ = [
     "SCRIPT_PRESERVING",
     "NoiseTransformer",
     "perturb",
-    "preview",
     "validate_level",
     "validate_model",
     "validate_seed",

@@ -1,14 +1,15 @@
 """Hybrid batch training (Elmahdy, Lin & Ahmad 2024, arXiv 2408.10536).
 
-- :mod:`.data`: training pairs (question, answer, languages, parallel group) from the registered
-  benchmarks, LAReQA-style JSON directories, PyTerrier topics/qrels or DataFrames;
+- training pairs (question, answer, languages, parallel group) from the registered benchmarks, LAReQA-style JSON
+  directories, PyTerrier topics/qrels or DataFrames, re-exported from :mod:`pyterrier_hybrid.datasets.pairs`
+  (pairs are data: they live with the datasets);
 - :mod:`.sampler`: :class:`HybridBatchSampler`, one language configuration per batch
   (mono / cross / hybrid(α) / En-En / X-X / X-Y);
 - :mod:`.losses`: InfoNCE from sentence-transformers (symmetric, hard negatives, gradient caching);
 - :mod:`.trainer`: :class:`HybridBatchTrainer`, the PyTerrier estimator on sentence-transformers' trainer.
 """
 
-from .data import (
+from ..datasets.pairs import (
     PAIR_COLUMNS,
     describe_pairs,
     pairs_from_benchmark,

@@ -55,8 +55,8 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 
 from .._checks import NonFiniteError, check_device
 from .._io import _LEFTOVER, _sibling, atomic_path, recover_dir, swap_dir
+from ..datasets.pairs import NEGATIVE_COLUMN, describe_pairs, pairs_fingerprint, pairs_from_topics_qrels, validate_pairs
 from ..languages import ALL_LANGS
-from .data import NEGATIVE_COLUMN, describe_pairs, pairs_fingerprint, pairs_from_topics_qrels, validate_pairs
 from .losses import infonce_loss
 from .sampler import HybridBatchSampler, validate_mode
 
