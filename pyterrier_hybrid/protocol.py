@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -37,6 +38,8 @@ from ._io import atomic_path
 from .datasets import POOLED, BenchmarkSample
 from .evaluation import GridResult, evaluate_grid
 from .models import DEFAULT_MODEL, resolve_model
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "PAPER_PRESETS",
@@ -137,7 +140,10 @@ def train_preset(preset: str, pairs: pd.DataFrame, *, output_dir: str | Path, mo
         same_config = all(saved.get(k) == v for k, v in json.loads(json.dumps(trainer.config())).items())
         same_data = saved.get("data_stats") == json.loads(json.dumps(describe_pairs(pairs), default=str))
         if same_config and same_data and saved.get("global_steps") == budget.steps:
+            logger.info("preset %s, seed %d: reusing the finished run in %s (same settings, data and steps)",
+                        preset, seed, output_dir)
             return str(output_dir)
+    logger.info("preset %s, seed %d: training into %s (%s)", preset, seed, output_dir, budget.describe())
     start = time.perf_counter()
     trainer.fit_pairs(pairs, data_description=data_description)
     with atomic_path(_timing_file(output_dir)) as tmp:
@@ -327,7 +333,7 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
         encode_batch_size: encoding batch size at evaluation.
         grid_options: passed to :func:`~pyterrier_hybrid.evaluation.evaluate_grid`.
         cache_dir: vector cache for evaluation (see :func:`evaluate_model`).
-        verbose: progress output.
+        verbose: progress bars and one result line per model on the console (the line is also logged at INFO).
 
     Returns:
         A :class:`ProtocolResult`; ``out_dir`` holds ``summary.md``/``summary.csv``/``runs.csv``/
@@ -375,8 +381,10 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
         result.grids[preset, seed] = grid
         result.runs = pd.DataFrame(rows)
         result.save(out)
-        if verbose:
-            tqdm.write(f"{stem}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
-                                               if isinstance(v, float) and k not in ("train_s", "eval_s"))
-                       + f" (train {train_s:.0f}s, eval {t2 - t1:.0f}s)")
+        line = (f"{stem}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
+                                        if isinstance(v, float) and k not in ("train_s", "eval_s"))
+                + f" (train {train_s:.0f}s, eval {t2 - t1:.0f}s)")
+        logger.info("%s", line)
+        if verbose:  # the console line of the command lines, beside the progress bar (as before)
+            tqdm.write(line)
     return result

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -27,6 +28,8 @@ from ..languages import validate_benchmark, validate_lang
 
 MIRROR_ENV = "PYTERRIER_HYBRID_LAREQA_DIR"
 OFFLINE_ENV = "PYTERRIER_HYBRID_OFFLINE"
+
+logger = logging.getLogger(__name__)
 
 # Pinned commits of github.com/google-research-datasets/lareqa (MLQA-R was removed after 354d67d).
 COMMITS: dict[str, str] = {
@@ -138,6 +141,7 @@ def _atomic_copy(src: Path, dest: Path) -> None:
 def _download(url: str, dest: Path, rel: str) -> None:
     import ir_datasets
 
+    logger.info("downloading LAReQA file %s from %s into %s", rel, url, dest)
     dl = ir_datasets.util.Download([ir_datasets.util.RequestsDownload(url)], expected_md5=MD5[rel])
     try:
         with atomic_path(dest) as tmp:
@@ -179,6 +183,7 @@ def import_mirror(mirror: str | os.PathLike, benchmarks: tuple[str, ...] = ("xqu
             dest = cache_dir() / rel
             verify(mirror / rel, rel, mirror=True)
             if not (dest.is_file() and md5sum(dest) == MD5[rel]):
+                logger.info("copying LAReQA file %s from the mirror %s into %s", rel, mirror, dest)
                 _atomic_copy(mirror / rel, dest)
             imported.append(dest)
     _verified.cache_clear()
@@ -202,6 +207,7 @@ def lareqa_file(benchmark: str, lang: str) -> Path:
                                       "xquad-r/<lang>.json and mlqa-r/<lang>.json, or unset it")
             src = Path(mirror).expanduser() / rel
             verify(src, rel, mirror=True)
+            logger.info("copying LAReQA file %s from the mirror $%s=%s into %s", rel, MIRROR_ENV, mirror, dest)
             _atomic_copy(src, dest)
         elif os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes"):
             raise LareqaFileError(
