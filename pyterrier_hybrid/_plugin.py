@@ -197,8 +197,13 @@ def register_measures(ir_measures: ModuleType) -> None:
             return original(measure)
         except ValueError:
             # Only this package's names fall through; trec_eval names and errors are untouched.
-            if isinstance(measure, str) and _base_name(measure) in MEASURE_MODULES:
+            base = _base_name(measure) if isinstance(measure, str) else None
+            if base in MEASURE_MODULES:
                 return [ir_measures.parse_measure(measure)]
+            if base == "PEER":
+                raise ValueError(f"{measure!r}: peer-measure's PEER needs a doc id -> language dict and weights, "
+                                 "which a measure name cannot carry; use 'LangPEER@1000' (PEER with the languages "
+                                 "read from the ids) or pass pyterrier_hybrid.measures.peer(...)") from None
             raise
 
     parse_trec_measure._pyterrier_hybrid = True  # type: ignore[attr-defined]

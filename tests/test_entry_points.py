@@ -110,8 +110,13 @@ def test_measures_by_name_in_experiment_after_import_pyterrier_only(tmp_path):
             unknown = "accepted"
         except ValueError as e:
             unknown = str(e)
+        try:
+            pt.Experiment([pt.Transformer.from_df(run)], topics, qrels, eval_metrics=["PEER@10"])
+            peer = "accepted"
+        except ValueError as e:
+            peer = str(e)
         parsed = ir_measures.parse_measure("RankDistance@10")
-        print(json.dumps({"row": res.drop(columns="name").iloc[0].to_dict(), "unknown": unknown,
+        print(json.dumps({"row": res.drop(columns="name").iloc[0].to_dict(), "unknown": unknown, "peer": peer,
                           "parsed": [type(parsed).__module__, str(parsed)]}))
     """, tmp_path)
     row = out["row"]
@@ -119,6 +124,7 @@ def test_measures_by_name_in_experiment_after_import_pyterrier_only(tmp_path):
     assert row["RankDistance"] == 2.0 and row["SameLangPref"] == 0.5
     assert row["LangPEER(weights={0:0.5,1:0.5})@3"] == pytest.approx(0.5 + 0.5 * 0.31731050786291415)
     assert "NoSuchMeasure" in out["unknown"]  # other names fail as they did before
+    assert "use 'LangPEER@1000'" in out["peer"]
     assert out["parsed"] == ["pyterrier_hybrid.measures", "RankDistance@10"]
 
 
