@@ -38,6 +38,7 @@ import dataclasses
 import datetime
 import difflib
 import json
+import logging
 import math
 import numbers
 import os
@@ -51,7 +52,11 @@ from typing import Any
 import pandas as pd
 import pyterrier as pt
 import torch
-from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers import (
+    SentenceTransformerModelCardData,
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+)
 
 from .._checks import NonFiniteError, check_device
 from .._io import _LEFTOVER, _sibling, atomic_path, recover_dir, swap_dir
@@ -59,6 +64,8 @@ from ..datasets.pairs import NEGATIVE_COLUMN, describe_pairs, pairs_fingerprint,
 from ..languages import ALL_LANGS
 from .losses import infonce_loss
 from .sampler import HybridBatchSampler, validate_mode
+
+logger = logging.getLogger(__name__)
 
 TRAINING_CONFIG = "hybrid_training.json"
 RUN_RECORD = "hybrid_run.json"
@@ -445,6 +452,8 @@ class HybridBatchTrainer(pt.Estimator):
                 prompts["positive"] = doc_prompt
                 prompts["negative"] = doc_prompt
             targs.prompts = prompts or None
+            model.model_card_data = _card_data(getattr(self.encoder, "model_name_or_path", self.encoder), model,
+                                               pairs, data_description, self.mode, self.alpha, prompts)
 
             def to_dataset(frame: pd.DataFrame) -> datasets.Dataset:
                 columns = {"anchor": frame["query"].tolist(), "positive": frame["text"].tolist()}
@@ -474,6 +483,13 @@ class HybridBatchTrainer(pt.Estimator):
                 callbacks=self.callbacks or None,
             )
             self.model_, self.trainer_ = model, trainer
+            logger.info("training %s into %s: mode %s, alpha %g, %s steps x batch %d, lr %g%s",
+                        self.config()["encoder"], output_dir, self.mode, self.alpha,
+                        self.max_steps or f"{self.epochs:g} epoch(s) of", self.batch_size, self.lr,
+                        f", resuming {checkpoint} (step {start_step})" if checkpoint else "")
+            if differences:
+                logger.warning("resuming %s although the run differs (force_resume): %s", checkpoint,
+                               "; ".join(differences))
             trainer.train(resume_from_checkpoint=checkpoint)
             eval_loss = None
             if eval_dataset is not None:
@@ -624,8 +640,11 @@ class HybridBatchTrainer(pt.Estimator):
         staging = _sibling(output_dir / _STAGING, "tmp")
         staging.mkdir(parents=True)
         try:
-            model.save(str(staging), create_model_card=False)
-            (staging / "README.md").write_text(_model_card(info), encoding="utf-8")
+            model.save(str(staging), create_model_card=True)  # sentence-transformers' card (see _card_data)
+            card = staging / "README.md"
+            section = _training_section(info, model.max_seq_length)
+            card.write_text(_insert_section(card.read_text(encoding="utf-8"), section) if card.is_file()
+                            else _model_card(info, model.max_seq_length), encoding="utf-8")
             files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
             info["files"] = sorted([*files, TRAINING_CONFIG])
             (staging / TRAINING_CONFIG).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
@@ -634,6 +653,7 @@ class HybridBatchTrainer(pt.Estimator):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         record.end(state.global_step, status="finished")
+        logger.info("saved the final model (step %d) in %s", state.global_step, output_dir)
 
     def _bi_encoder(self, output_dir: Path):
         """The trained model as a PyTerrier bi-encoder."""
@@ -646,30 +666,130 @@ class HybridBatchTrainer(pt.Estimator):
         return BiEncoder(str(output_dir))
 
 
-def _model_card(info: Mapping[str, Any]) -> str:
-    """A short README.md noting how the model was trained."""
+# -- the model card ----------------------------------------------------------------------------------------------
+_PAPER = ("hybrid batch training, Elmahdy, Lin & Ahmad 2024, arXiv 2408.10536")
+_CARD_TAGS = ["pyterrier", "hybrid-batch-training", "multilingual", "lareqa"]
+_SECTION_BEFORE = "\n## Training Details"  # sentence-transformers' heading our sections go in front of
+_GRID_MARK = "<!-- pyterrier_hybrid grid: {benchmark} -->"
+_GRID_END = "<!-- /pyterrier_hybrid grid: {benchmark} -->"
+
+
+@dataclasses.dataclass
+class HybridModelCardData(SentenceTransformerModelCardData):
+    """sentence-transformers' model card data, with the usage of the model in PyTerrier added to its snippet.
+
+    Attributes:
+        pyterrier_prompts: the prompts the model was trained with (``query`` / ``document``), shown in the
+            :class:`~pyterrier_hybrid.encoding.BiEncoder` example.
+    """
+
+    pyterrier_prompts: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def generate_usage_snippet(self) -> str:
+        """sentence-transformers' snippet, then the same model as a PyTerrier bi-encoder with its prompts."""
+        model_id = self.model_id or "sentence_transformers_model_id"
+        prompts = "".join(f", {arg}={self.pyterrier_prompts[key]!r}" for key, arg in
+                          (("query", "query_prompt"), ("document", "doc_prompt")) if key in self.pyterrier_prompts)
+        pyterrier = "\n".join([
+            "",
+            "### Direct Usage (PyTerrier, pyterrier_hybrid)",
+            "",
+            "```python",
+            "import pyterrier as pt",
+            "from pyterrier_hybrid.encoding import BiEncoder",
+            "",
+            f'encoder = BiEncoder("{model_id}"{prompts})',
+            'queries = pt.new.queries(["Which planet is known as the Red Planet?"])',
+            "print(encoder(queries)[\"query_vec\"].iloc[0].shape)",
+            "```",
+        ])
+        return super().generate_usage_snippet() + "\n" + pyterrier
+
+
+def _front_matter(text: str) -> dict[str, Any]:
+    """The YAML front matter of a model card text (empty if it has none or it is not YAML)."""
+    import yaml
+
+    match = re.match(r"---\s*\n(.*?)\n---\s*(\n|$)", text, re.DOTALL)
+    try:
+        data = yaml.safe_load(match[1]) if match else None
+    except yaml.YAMLError:  # a README that is not a model card: no metadata to inherit
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _base_model(encoder: Any, model: Any) -> tuple[str | None, str | None]:
+    """The hub id and licence of the model training started from, found offline.
+
+    The offline rebuild of multilingual-e5-small (:data:`~pyterrier_hybrid.models.DEFAULT_MODEL`) records the
+    original's hub id and licence in its ``build.json``; a hub id is taken as given; a local folder's own card
+    names its base model. sentence-transformers would ask the hub instead, which fails or hangs offline.
+    """
+    from ..models import DEFAULT_MODEL, HUB_MODEL
+
+    if isinstance(encoder, (str, os.PathLike)):
+        name = os.fspath(encoder)
+        if name in (DEFAULT_MODEL, HUB_MODEL):
+            return HUB_MODEL, "mit"
+        folder = Path(name).expanduser()
+        if (build := _read_json(folder / "build.json")) is not None and build.get("base_model"):
+            return str(build["base_model"]), str(build["license"]).lower() if build.get("license") else None
+        card = _front_matter(getattr(model, "_model_card_text", None) or "")
+        if not folder.is_dir() and name.count("/") == 1:
+            return name, card.get("license")
+        return card.get("base_model") if isinstance(card.get("base_model"), str) else None, card.get("license")
+    base = getattr(getattr(model, "model_card_data", None), "base_model", None)
+    return base, None
+
+
+def _card_data(encoder: Any, model: Any, pairs: pd.DataFrame, data_description: str | None, mode: str,
+               alpha: float, prompts: Mapping[str, str]) -> HybridModelCardData:
+    """The card data of a training run (set on the model before sentence-transformers' trainer reads it)."""
+    base_model, license_ = _base_model(encoder, model)
+    languages = sorted(set(pairs["qlang"]) | set(pairs["dlang"]))
+    what = f"{mode} batches" + (f", α = {alpha:g}" if mode == "hybrid" else "")
+    card = HybridModelCardData(
+        language=languages,
+        license=license_,
+        model_name=f"Hybrid batch fine-tuned bi-encoder ({what})"
+                   + (f" based on {base_model}" if base_model else ""),
+        train_datasets=[{"name": data_description or "question-answer pairs"}],
+        task_name="multilingual question answering retrieval (questions and answer sentences in any of "
+                  f"{', '.join(languages)})",
+        # Everything the card says is known here; sentence-transformers would look base model and datasets up
+        # on the hub, which fails (or waits for timeouts) offline.
+        local_files_only=True,
+        pyterrier_prompts={k: v for k, v in (("query", prompts.get("anchor")), ("document", prompts.get("positive")))
+                           if v},
+    )
+    card.add_tags([*_CARD_TAGS, f"hybrid-batch-mode:{mode}"])
+    card.base_model = base_model  # not an __init__ field: sentence-transformers sets it after a hub look-up
+    if data_description:
+        card.datasets = [data_description]  # likewise: filled only for hub datasets
+    card.register_model(model)
+    return card
+
+
+def _training_section(info: Mapping[str, Any], max_seq_length: int) -> str:
+    """What hybrid batch training adds to sentence-transformers' card: mode, α, data, budget, loss."""
     stats = info["data_stats"]
     steps = info.get("final_train_loss_steps")
     window = f" (mean of steps {steps[0]}-{steps[1]})" if steps else ""
+    frozen = ", frozen token embeddings" if info["freeze_embeddings"] else ""
     lines = [
-        "---",
-        "library_name: sentence-transformers",
-        "tags: [sentence-transformers, feature-extraction, pyterrier, hybrid-batch-training]",
-        "---",
+        "## Hybrid batch training",
         "",
-        "# Hybrid batch fine-tuned bi-encoder",
-        "",
-        "Fine-tuned with `pyterrier_hybrid.training.HybridBatchTrainer` (hybrid batch training, Elmahdy, Lin & "
-        "Ahmad 2024, arXiv 2408.10536): in-batch-negative InfoNCE, every batch drawn from one language "
-        "configuration.",
+        f"Fine-tuned with `pyterrier_hybrid.training.HybridBatchTrainer` ({_PAPER}): in-batch-negative InfoNCE, "
+        "every batch drawn from one language configuration.",
         "",
         f"- base encoder: `{info['encoder']}`",
         f"- mode: `{info['mode']}`, alpha: {info['alpha']} (probability of a monolingual batch: "
         f"{info['effective_mono_probability']})",
         f"- data: {info['data']}: {stats['pairs']} pairs ({stats['mono_pairs']} mono, {stats['cross_pairs']} cross), "
         f"{stats['groups']} parallel groups, languages {', '.join(stats['languages'])}",
-        f"- seed: {info['seed']}; steps: {info['global_steps']}; epochs: {info['epochs_done']}; "
-        f"batch size: {info['batch_size']} x {info['world_size']} process(es); lr: {info['lr']}",
+        f"- budget: {info['global_steps']} steps x batch {info['batch_size']} x {info['world_size']} process(es), "
+        f"lr {info['lr']:g} (warm-up ratio {info['warmup_ratio']:g}), max length {max_seq_length}{frozen}",
+        f"- seed: {info['seed']}; epochs: {info['epochs_done']}",
         f"- loss: InfoNCE, scale {info['scale']}, symmetric {info['symmetric']}, gradient cache "
         f"{info['gradient_cache']}; frozen token embeddings: {info['freeze_embeddings']}",
         f"- prompts: {info['prompts']}",
@@ -679,6 +799,109 @@ def _model_card(info: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _insert_section(card: str, section: str) -> str:
+    """``card`` with ``section`` in front of sentence-transformers' "Training Details" (else at the end).
+
+    Text is inserted because sentence-transformers' template has no slot for free text and a changed copy
+    of the template would have to follow every change of the original.
+    """
+    at = card.find(_SECTION_BEFORE)
+    if at < 0:
+        return card.rstrip("\n") + "\n\n" + section
+    return card[:at] + "\n" + section + card[at:]
+
+
+def _model_card(info: Mapping[str, Any], max_seq_length: int) -> str:
+    """A card of our own, for when sentence-transformers' generator failed (it logs the error and writes none)."""
+    return "\n".join([
+        "---",
+        "library_name: sentence-transformers",
+        f"tags: [sentence-transformers, feature-extraction, {', '.join(_CARD_TAGS)}]",
+        "---",
+        "",
+        "# Hybrid batch fine-tuned bi-encoder",
+        "",
+        _training_section(info, max_seq_length),
+    ])
+
+
+def _markdown_table(frame: pd.DataFrame, index_name: str, digits: int = 3) -> str:
+    header = [index_name, *map(str, frame.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
+    for idx, row in frame.iterrows():
+        cells = ["" if pd.isna(v) else f"{v:.{digits}f}" if isinstance(v, numbers.Real) else str(v) for v in row]
+        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def add_grid_to_model_card(model_dir: str | os.PathLike, grid: Any, *, description: str | None = None) -> Path:
+    """Add (or replace) the summary of a LAReQA grid evaluation in a saved model's card.
+
+    The card's front matter gets the numbers as ``model-index`` results (task information retrieval, dataset
+    the benchmark); the text gets the summary table (mean over monolingual settings, mean over cross-lingual
+    settings, pooled, per measure) in front of "Training Details". A second evaluation on the same
+    benchmark replaces the first. The card is rewritten atomically.
+
+    Args:
+        model_dir: a model folder holding ``README.md`` (e.g. one :class:`HybridBatchTrainer` saved).
+        grid: a :class:`~pyterrier_hybrid.evaluation.GridResult` (``benchmark``, ``name``, ``summary()``).
+        description: what was evaluated (e.g. the sample of the benchmark), shown with the table.
+
+    Returns:
+        The path of the card.
+
+    Raises:
+        FileNotFoundError: ``model_dir`` has no ``README.md``.
+    """
+    from huggingface_hub import EvalResult, ModelCard
+
+    path = Path(model_dir) / "README.md"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; add_grid_to_model_card updates the card of a saved model")
+    card = ModelCard(path.read_text(encoding="utf-8"))
+    summary = grid.summary()
+    dataset = f"{grid.benchmark}" + (f" ({description})" if description else "")
+    results = [result for result in (card.data.eval_results or []) if result.dataset_type != grid.benchmark]
+    for measure, row in summary.iterrows():
+        for kind, value in row.items():
+            if pd.notna(value):
+                results.append(EvalResult(
+                    task_type="information-retrieval", task_name="Information Retrieval",
+                    dataset_type=grid.benchmark, dataset_name=dataset, metric_type=f"{kind}_{measure}",
+                    metric_name=f"{kind} {measure}", metric_value=float(value)))
+    card.data.eval_results = results or None
+    card.data.model_name = card.data.model_name or _title(card.text) or Path(model_dir).name
+    mark, end = _GRID_MARK.format(benchmark=grid.benchmark), _GRID_END.format(benchmark=grid.benchmark)
+    section = "\n".join([
+        mark,
+        f"## Evaluation on {grid.benchmark} (pyterrier_hybrid grid)",
+        "",
+        f"Evaluated as `{grid.name}` on {dataset}: the mean over the monolingual settings (question and "
+        "candidate language equal), the mean over the cross-lingual settings, and the pooled multilingual "
+        "setting (all candidates of all languages together).",
+        "",
+        _markdown_table(summary, "measure"),
+        end,
+        "",
+    ])
+    text = card.text
+    if mark in text and end in text:  # a re-evaluation replaces the earlier table
+        start, stop = text.index(mark), text.index(end) + len(end)
+        text = text[:start] + section.rstrip("\n") + text[stop:]
+    else:
+        text = _insert_section(text, section)
+    card.text = text
+    with atomic_path(path) as tmp:
+        card.save(tmp)
+    logger.info("added the %s grid summary of %s to the model card %s", grid.benchmark, grid.name, path)
+    return path
+
+
+def _title(text: str) -> str | None:
+    match = re.search(r"(?m)^# (.+)$", text)
+    return match[1].strip() if match else None
 
 
 class HybridSentenceTransformerTrainer(SentenceTransformerTrainer):
@@ -736,7 +959,8 @@ class HybridSentenceTransformerTrainer(SentenceTransformerTrainer):
 
 
 # -- output_dir: whose files, run record, final install ---------------------------------------------------------
-_RECORD_TEMP = re.compile(r"^\.(hybrid_run|hybrid_training)\.json\..+\.tmp$")  # atomic_path's temp names
+# atomic_path's temporary names of our records and of the card (add_grid_to_model_card rewrites it in place)
+_RECORD_TEMP = re.compile(r"^\.(hybrid_run\.json|hybrid_training\.json|README\.md)\..+\.tmp$")
 _SHOWN = 3  # paths named in a message
 
 
@@ -945,6 +1169,9 @@ class _RunRecord:
                 if (m := _LEFTOVER.match(entry)) is not None:
                     recover_dir(self.output_dir / m["name"])  # only leftovers of dead processes
             if checkpoint is None:  # a new run: the old run's checkpoints would be resumed by mistake later
+                if self.state.checkpoints:
+                    logger.info("deleting the checkpoints of the earlier run in %s: %s", self.output_dir,
+                                _named(self.state.checkpoints))
                 for name in self.state.checkpoints:
                     shutil.rmtree(self.output_dir / name)
         self._write()
