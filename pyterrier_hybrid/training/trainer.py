@@ -487,9 +487,9 @@ class HybridBatchTrainer(pt.Estimator):
                         self.config()["encoder"], output_dir, self.mode, self.alpha,
                         self.max_steps or f"{self.epochs:g} epoch(s) of", self.batch_size, self.lr,
                         f", resuming {checkpoint} (step {start_step})" if checkpoint else "")
-            if differences:
-                logger.warning("resuming %s although the run differs (force_resume): %s", checkpoint,
-                               "; ".join(differences))
+            if differences:  # asked for with force_resume (and noted in the run record): information, not a warning
+                logger.info("resuming %s although the run differs (force_resume): %s", checkpoint,
+                            "; ".join(differences))
             trainer.train(resume_from_checkpoint=checkpoint)
             eval_loss = None
             if eval_dataset is not None:
