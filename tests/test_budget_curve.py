@@ -302,6 +302,7 @@ def smoke(lareqa_mirror, tiny_model_dir, tmp_path_factory, one_torch_thread):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the three tests that use the module's one --smoke run (tens of seconds on 2 cores)
 def test_smoke_writes_every_evaluation_table_and_plot(smoke):
     _, out, result = smoke
     assert result.info["trained"] == ["hybrid-0.5-s0"]
@@ -343,6 +344,7 @@ def test_smoke_writes_every_evaluation_table_and_plot(smoke):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_the_callback_leaves_training_unchanged(smoke):
     from safetensors.torch import load_file
 
@@ -364,6 +366,7 @@ def test_the_callback_leaves_training_unchanged(smoke):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_rerun_reuses_every_evaluation_and_trains_nothing(smoke):
     argv, _, first = smoke
     again = load_example().main(argv)

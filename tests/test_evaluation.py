@@ -192,7 +192,7 @@ def test_grid_encodes_each_text_once(lareqa_mirror):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("k", [300, 7])
+@pytest.mark.parametrize("k", [pytest.param(300, marks=pytest.mark.slow), 7])  # pt.Experiment at depth 300: slow
 def test_grid_equals_pt_experiment(xquad_encoded, k):
     encoder, encoded = xquad_encoded
     measures = [
@@ -216,6 +216,7 @@ def test_grid_equals_pt_experiment(xquad_encoded, k):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # pt.Experiment on 570 questions against the 13,090-sentence pool
 def test_pooled_grid_and_bias_measures_equal_pt_experiment(xquad_encoded):
     encoder, encoded = xquad_encoded
     k = 30

@@ -64,6 +64,7 @@ GROUPS = {
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # an example end to end: trains, evaluates and plots (tens of seconds each on 2 cores)
 @pytest.mark.parametrize("name", PROTOCOL_EXAMPLES)
 def test_protocol_example_smoke(name, tiny_model_dir, tmp_path, capsys):
     result = load(name).main(["--smoke", "--model", str(tiny_model_dir), "--out", str(tmp_path)])
@@ -90,6 +91,7 @@ def test_protocol_example_smoke(name, tiny_model_dir, tmp_path, capsys):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_noise_robustness_smoke(tiny_model_dir, tmp_path, capsys):
     table = load("noise_robustness").main([
         "--settings", "xquad-r/en-de", "--levels", "30", "--max-queries", "8", "--encoder", str(tiny_model_dir),
@@ -104,6 +106,7 @@ def test_noise_robustness_smoke(tiny_model_dir, tmp_path, capsys):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_domain_finetuning_smoke_on_the_english_beir_folder(tiny_model_dir, tmp_path, capsys):
     result = load("domain_finetuning").main(["--smoke", "--model", str(tiny_model_dir), "--out", str(tmp_path),
                            "--corpus", str(DATA / "legal_qa_beir"), "--train-sets", "domain,generic"])

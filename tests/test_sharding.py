@@ -79,6 +79,7 @@ def _torchrun() -> str:
     return found
 
 
+@pytest.mark.slow  # two torchrun processes, each importing the stack and loading the model
 def test_torchrun_two_cpu_processes_equal_one_process(corpus_dir, tiny_model_dir, single, tmp_path):
     path = tmp_path / "index"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
