@@ -668,7 +668,7 @@ class HybridBatchTrainer(pt.Estimator):
 
 # -- the model card ----------------------------------------------------------------------------------------------
 _PAPER = ("hybrid batch training, Elmahdy, Lin & Ahmad 2024, arXiv 2408.10536")
-_CARD_TAGS = ["pyterrier", "hybrid-batch-training", "multilingual", "lareqa"]
+_CARD_TAGS = ["pyterrier", "hybrid-batch-training", "multilingual"]
 _SECTION_BEFORE = "\n## Training Details"  # sentence-transformers' heading our sections go in front of
 _GRID_MARK = "<!-- pyterrier_hybrid grid: {benchmark} -->"
 _GRID_END = "<!-- /pyterrier_hybrid grid: {benchmark} -->"
