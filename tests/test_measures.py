@@ -162,12 +162,26 @@ def test_rank_helpers_match_definitions():
     assert slp[0] == 0 and slp[1] == 0 and slp[2] == 1
 
 
-def test_registered_languages_override_the_prefix():
-    bm.register_languages({"doc-without-prefix": "de"})
+@pytest.fixture
+def registry(monkeypatch):
+    """The process-wide id -> language registry, restored after the test (a copy is what the test changes)."""
+    from pyterrier_hybrid import languages
+
+    monkeypatch.setattr(languages, "_REGISTERED", dict(languages._REGISTERED))
+    return languages
+
+
+def test_registered_languages_override_the_prefix(registry):
+    bm.register_languages({"doc-without-prefix": "de", "zh_d1": "en"})
     assert bm.lang_of_id("doc-without-prefix") == "de"
+    assert bm.lang_of_id("zh_d1") == "en"  # the registry comes before the prefix
     assert bm.lang_of_id("zh_d0") == "zh"
     with pytest.raises(ValueError, match="language prefix"):
         bm.lang_of_id("unknown")
+    registry.unregister_languages(["doc-without-prefix", "zh_d1"])
+    assert bm.lang_of_id("zh_d1") == "zh"
+    with pytest.raises(ValueError, match="language prefix"):
+        bm.lang_of_id("doc-without-prefix")
 
 
 def test_peer_equal_ranks_give_one_not_nan():

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pyterrier_hybrid import plots
-from pyterrier_hybrid.evaluation import GridResult, _Setting, _tidy
+from pyterrier_hybrid.evaluation import _Setting, _tidy
 
 LANGS = ["en", "de", "zh"]
 
@@ -113,10 +113,6 @@ def test_paired_ttests_per_setting_and_corrections():
         plots.paired_ttests(model, base, "AP", correction="fdr")
     with pytest.raises(KeyError):
         plots.paired_ttests(model, base, "nDCG@10")
-
-
-def test_grid_result_type():
-    assert isinstance(_grid("x", 0), GridResult)
 
 
 def _hand_corrected(p: np.ndarray, method: str) -> np.ndarray:
