@@ -207,3 +207,19 @@ def test_mirror_copy_is_logged(tmp_path, monkeypatch, caplog):
         assert not [r for r in caplog.records if r.name == "pyterrier_hybrid.datasets.source"]
     finally:
         source._verified.cache_clear()
+
+
+def test_card_written_when_the_generator_fails(tiny_model_dir, tmp_path, monkeypatch):
+    """sentence-transformers logs a failing generator and writes no card; the trainer then writes its own."""
+
+    def broken(model):
+        raise RuntimeError("generator broke")
+
+    monkeypatch.setattr("sentence_transformers.base.model.generate_model_card", broken)
+    HybridBatchTrainer(str(tiny_model_dir), mode="cross", batch_size=4, max_steps=1, freeze_embeddings=True,
+                       verbose=False, output_dir=tmp_path / "model").fit_pairs(synthetic_pairs(12, LANGS, seed=1))
+    card = tmp_path / "model" / "README.md"
+    assert front_matter(card)["library_name"] == "sentence-transformers"
+    assert "mode: `cross`, alpha: 0.5" in body(card)
+    info = json.loads((tmp_path / "model" / "hybrid_training.json").read_text(encoding="utf-8"))
+    assert "README.md" in info["files"]
