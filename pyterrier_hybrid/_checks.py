@@ -15,6 +15,7 @@ raise :class:`NonFiniteError` naming the first offending rows.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -147,3 +148,38 @@ def check_device(device: Any) -> str | None:
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device {device!r}: MPS is not available on this machine; use device='cpu'")
     return str(device)
+
+
+class SettingError(ValueError, TypeError):
+    """A bad option value, such as a count of 2.5 or a NaN learning rate.
+
+    Both a ValueError and (for a value of the wrong type) the TypeError Python itself would raise, so callers
+    may catch either.
+    """
+
+
+def check_int(value: Any, what: str, *, minimum: int = 1, optional: bool = False) -> int | None:
+    """The one rule for counts: an int (not a bool, not 2.5, not "3") >= ``minimum``; None only if ``optional``.
+
+    Raises:
+        SettingError: naming the option, the rule and the value with its type.
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise SettingError(f"{what} must be an int >= {minimum}{' or None' if optional else ''}, got {value!r} "
+                           f"({type(value).__name__})")
+    return int(value)
+
+
+def check_number(value: Any, what: str, *, positive: bool = False) -> float:
+    """The one rule for real settings: a finite number (NaN passes ``<= 0`` tests silently), > 0 if ``positive``.
+
+    Raises:
+        SettingError: naming the option, the rule and the value with its type.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or (positive and value <= 0):
+        raise SettingError(f"{what} must be a finite number{' > 0' if positive else ''}, got {value!r} "
+                           f"({type(value).__name__})")
+    return float(value)

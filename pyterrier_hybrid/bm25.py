@@ -42,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import numbers
 import os
 import re
@@ -60,7 +59,7 @@ import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
-from ._checks import TextError, check_finite, check_text, check_texts
+from ._checks import TextError, check_finite, check_int, check_number, check_text, check_texts
 from ._io import atomic_dir, recover_dir
 from .languages import ALL_LANGS, lang_of_id, validate_langs
 
@@ -89,22 +88,11 @@ REBUILD = "rebuild the index with BM25Indexer(path, overwrite=True).index(corpus
 _NO_TOKENS = "\x00"
 
 
-def _positive_int(value: Any, what: str) -> int:
-    """``value`` as an int if it is a positive integer (a bool or a float such as 2.5 is refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r} ({type(value).__name__})")
-    return int(value)
-
-
-def _finite_number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r} ({type(value).__name__})")
-    return float(value)
 
 
 def _check_params(k1: Any, b: Any, method: Any) -> tuple[float, float, str]:
     """Validated BM25 parameters: bm25s computes NaN or negative scores from out-of-range ones without a word."""
-    k1, b = _finite_number(k1, "k1"), _finite_number(b, "b")
+    k1, b = check_number(k1, "k1"), check_number(b, "b")
     if k1 < 0:
         raise ValueError(f"k1 must be >= 0 (term-frequency saturation; 0.9-2.0 is usual), got {k1!r}")
     if not 0.0 <= b <= 1.0:
@@ -246,7 +234,7 @@ class NgramTokenizer(Tokenizer):
     name = "ngram"
 
     def __init__(self, n: int = 3, *, words: str = "split") -> None:
-        n = _positive_int(n, "ngram size")
+        n = check_int(n, "ngram size")
         if words not in ("split", "icu"):
             raise ValueError(f"words must be 'split' or 'icu', got {words!r}")
         self.n, self.words = n, words
@@ -808,7 +796,7 @@ class BM25Indexer(pt.Indexer):
     ) -> None:
         self.path = Path(path)
         self.k1, self.b, self.method = _check_params(k1, b, method)
-        ngram = _positive_int(ngram, "ngram")
+        ngram = check_int(ngram, "ngram")
         if per_lang not in (None, True, False):
             raise ValueError(f"per_lang must be None, True or False, got {per_lang!r}")
         if not isinstance(text_field, str) or not text_field:
@@ -987,7 +975,7 @@ class BM25Retriever(pt.Transformer):
         langs: Sequence[str] | str | None = None,
         verbose: bool = False,
     ) -> None:
-        num_results = _positive_int(num_results, "num_results")
+        num_results = check_int(num_results, "num_results")
         self.index = index if isinstance(index, BM25Index) else BM25Index(index)
         self.num_results = num_results
         self.langs = self.index.check_langs(langs)

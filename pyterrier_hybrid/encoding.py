@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 import re
 import uuid
@@ -36,7 +35,7 @@ import pyterrier_alpha as pta
 import pyterrier_dr
 import torch
 
-from ._checks import check_device, check_finite, check_text, check_texts
+from ._checks import check_device, check_finite, check_int, check_text, check_texts
 from ._io import atomic_path
 from .models import DEFAULT_MODEL, resolve_model
 
@@ -58,12 +57,6 @@ _UNIT_TOLERANCE = 1e-3
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
-
-def positive_int(value: Any, name: str) -> int:
-    """Return ``value`` as an int if it is a whole number >= 1 (not a bool, not 2.5), else raise ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int (>= 1), got {value!r}")
-    return int(value)
 
 
 class _Label(str):
@@ -132,7 +125,7 @@ class VectorCache:
     def __init__(self, root: str | Path, fingerprint: str, *, dim: int | None = None, normalize: bool = False):
         self.root = Path(root).expanduser()
         self.fingerprint = fingerprint
-        self.dim = positive_int(dim, "dim") if dim is not None else None
+        self.dim = check_int(dim, "dim") if dim is not None else None
         self.normalize = bool(normalize)
         self._loaded: dict[str, set[str]] = {"query": set(), "doc": set()}
         self._index: dict[str, dict[bytes, np.ndarray]] = {"query": {}, "doc": {}}
@@ -309,10 +302,10 @@ class BiEncoder(pyterrier_dr.BiEncoder):
             raise ValueError(f"pooling must be None (the model's own), 'cls' or 'mean', not {pooling!r}")
         if quantize not in (None, "int8", "bf16"):
             raise ValueError(f"quantize must be None (exact float32), 'int8' or 'bf16', not {quantize!r}")
-        max_length = positive_int(max_length, "max_length")
-        batch_size = positive_int(batch_size, "batch_size")
-        threads = positive_int(threads, "threads") if threads is not None else None
-        processes = positive_int(processes, "processes") if processes is not None else None
+        max_length = check_int(max_length, "max_length")
+        batch_size = check_int(batch_size, "batch_size")
+        threads = check_int(threads, "threads") if threads is not None else None
+        processes = check_int(processes, "processes") if processes is not None else None
         if not isinstance(text_field, str) or not text_field:
             raise ValueError(f"text_field must be the name of the document text column, got {text_field!r}")
         device = check_device(device)
@@ -444,7 +437,7 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         if hasattr(texts, "disable"):  # pyterrier_dr wraps inputs in pt.tqdm when verbose; we show our own bar
             texts.disable = True
         if batch_size is not None:
-            batch_size = positive_int(batch_size, "batch_size")
+            batch_size = check_int(batch_size, "batch_size")
         column = column or ("query" if role == "query" else self.text_field)
         texts = check_texts(texts, ids, column=column, id_name=id_name)
         vecs = self._encode_cached(role, texts, batch_size)

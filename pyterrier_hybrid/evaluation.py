@@ -35,8 +35,9 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
+from . import _trec
 from . import measures as bias
-from ._checks import NonFiniteError, TextError, check_finite, check_texts
+from ._checks import NonFiniteError, TextError, check_finite, check_int, check_texts
 from ._io import atomic_write_text
 from .datasets import POOLED, BenchmarkSample, dataset_id, load_language
 from .datasets import settings as benchmark_settings
@@ -192,7 +193,7 @@ class EncodedBenchmark:
             dlang: candidate language.
             k: run depth.
         """
-        k = _positive_int(k, "k")
+        k = check_int(k, "k")
         qids = _setting_from_entry(self.benchmark, qlang, dlang, self.sample).qids
         docnos, dvecs = self.pool(POOLED if qlang is None else (dlang or qlang))
         order = _name_order(docnos)
@@ -293,11 +294,6 @@ def _as_matrix(vectors: Any, n: int, what: str) -> np.ndarray:
         raise ValueError(f"{what} returned shape {vectors.shape}; expected ({n}, dim)")
     return vectors
 
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int (>= 1), got {value!r}")
-    return int(value)
 
 
 def _langs(langs: Any, all_langs: Sequence[str], benchmark: str) -> tuple[str, ...]:
@@ -500,8 +496,8 @@ def _evaluate_setting(encoded: EncodedBenchmark, setting: _Setting, measures: li
     name_order = _name_order(docnos)
     column = {d: i for i, d in enumerate(docnos)}
     qids = [q for q in setting.qids if q in setting.qrels]  # trec_eval scores queries of the qrels only
-    fast = [m for m in measures if bias.is_fast_measure(m)]
-    slow = [m for m in measures if not bias.is_fast_measure(m)]
+    fast = [m for m in measures if _trec.is_fast_measure(m)]
+    slow = [m for m in measures if not _trec.is_fast_measure(m)]
     peers = [m for m in slow if m.NAME == "PEER"]
     other = [m for m in slow if m.NAME != "PEER"]
     depth = min(k, len(docnos))
@@ -526,14 +522,14 @@ def _evaluate_setting(encoded: EncodedBenchmark, setting: _Setting, measures: li
             n_rel = np.array([len(setting.qrels[q]) for q in block])
             limit = np.full(len(block), depth)
             for m in fast:
-                values[_measure_name(m)].append(bias.binary_measure_values(m, ranks, n_rel, limit, same))
+                values[_measure_name(m)].append(_trec.binary_measure_values(m, ranks, n_rel, limit, same))
         if peers or other:
             top = _topk(scores, depth, name_order)
             if peers:
                 for m in peers:
                     qrel_dicts = [{d: 1 for d in setting.qrels[q]} for q in block]
                     values[_measure_name(m)].append(np.array(
-                        [bias.peer_value(m, qd, list(docnos[t])) for qd, t in zip(qrel_dicts, top)]))
+                        [_trec.peer_value(m, qd, list(docnos[t])) for qd, t in zip(qrel_dicts, top)]))
             if other:
                 rows = np.arange(len(top))[:, None]
                 run_frames.append(pd.DataFrame({
@@ -733,7 +729,7 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
     # Every argument is checked before anything is encoded (encoding a benchmark takes minutes).
     all_langs = validate_benchmark(benchmark)
     langs = _langs(langs, all_langs, benchmark) if langs is not None else all_langs
-    k = _positive_int(k, "k (the run depth)")
+    k = check_int(k, "k (the run depth)")
     measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES, "measures")
     bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
     if not measures_ and not (pooled and bias_):
@@ -796,7 +792,7 @@ def evaluate_pipeline_grid(retriever_for: Callable[[str], pt.Transformer], bench
     if not measures_ and not (pooled and bias_):
         raise ValueError("no measure to compute: measures is empty (and no pooled setting with bias_measures)")
     if batch_size is not None:
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = check_int(batch_size, "batch_size")
     if not callable(retriever_for):
         raise TypeError(f"retriever_for must be a function dlang -> pipeline, not {type(retriever_for).__name__}")
     chosen = _grid_settings(benchmark, langs, settings, pooled)

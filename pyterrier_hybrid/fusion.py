@@ -32,7 +32,6 @@ Example::
 from __future__ import annotations
 
 import itertools
-import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -42,27 +41,13 @@ import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
-from ._checks import check_finite
+from ._checks import check_finite, check_int, check_number
 
 __all__ = ["LinearFusion", "PerQueryMinMax", "RRF", "check_run", "linear_fusion", "rrf"]
 
 NORMALISATIONS = ("minmax", "none")
 RUN_COLUMNS = ("qid", "docno", "score")
 
-
-def _num_results(value: Any) -> int | None:
-    """``value`` if it is None or a positive int (a bool or a float such as 2.5 is refused)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"num_results must be a positive integer or None, got {value!r} ({type(value).__name__})")
-    return int(value)
-
-
-def _real(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r} ({type(value).__name__})")
-    return float(value)
 
 
 def _check_transformers(transformers: tuple[Any, ...], what: str) -> None:
@@ -213,10 +198,10 @@ class RRF(pta.RRFusion):
         if not transformers:
             raise ValueError("rrf needs at least one transformer to fuse")
         _check_transformers(transformers, "rrf")
-        k = _real(k, "the RRF constant k")
+        k = check_number(k, "the RRF constant k")
         if k < 0:
             raise ValueError(f"the RRF constant k must be >= 0, got {k!r}")
-        super().__init__(*transformers, k=k, num_results=_num_results(num_results))
+        super().__init__(*transformers, k=k, num_results=check_int(num_results, "num_results", optional=True))
 
     def subtransformers(self) -> dict[str, list[pt.Transformer]]:
         """The fused retrievers (``pt.inspect.subtransformers``)."""
@@ -291,7 +276,7 @@ def linear_fusion(
     b: pt.Transformer,
     *,
     weight: float = 0.5,
-    normalise: str | None = "minmax",
+    normalize: str | None = "minmax",
     num_results: int | None = None,
 ) -> pt.Transformer:
     """Score-level fusion ``weight * norm(a) + (1 - weight) * norm(b)``, per query.
@@ -306,10 +291,10 @@ def linear_fusion(
         a: first retriever (e.g. BM25).
         b: second retriever (e.g. dense).
         weight: weight of ``a``, a number in [0, 1]; ``b`` gets ``1 - weight``.
-        normalise: ``"minmax"`` (per-query min-max, :class:`PerQueryMinMax`) or ``"none"``/``None`` (raw scores).
+        normalize: ``"minmax"`` (per-query min-max, :class:`PerQueryMinMax`) or ``"none"``/``None`` (raw scores).
         num_results: keep this many results per query, a positive int (``None``: all).
     """
-    return LinearFusion(a, b, weight=weight, normalise=normalise, num_results=num_results)
+    return LinearFusion(a, b, weight=weight, normalize=normalize, num_results=num_results)
 
 
 class LinearFusion(pt.Transformer):
@@ -323,17 +308,18 @@ class LinearFusion(pt.Transformer):
     """
 
     def __init__(
-        self, a: pt.Transformer, b: pt.Transformer, *, weight: float, normalise: str | None, num_results: int | None
+        self, a: pt.Transformer, b: pt.Transformer, *, weight: float, normalize: str | None, num_results: int | None
     ) -> None:
         _check_transformers((a, b), "linear_fusion")
-        weight = _real(weight, "weight")
+        weight = check_number(weight, "weight")
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"weight must be in [0, 1] (the weight of the first run), got {weight!r}")
-        norm = "none" if normalise is None else normalise
+        norm = "none" if normalize is None else normalize
         if norm not in NORMALISATIONS:
-            raise ValueError(f"unknown normalise={normalise!r}; valid values are: {', '.join(NORMALISATIONS)}, None")
+            raise ValueError(f"unknown normalize={normalize!r}; valid values are: {', '.join(NORMALISATIONS)}, None")
         self.a, self.b = a, b
-        self.weight, self.normalise, self.num_results = weight, norm, _num_results(num_results)
+        self.weight, self.normalize = weight, norm
+        self.num_results = check_int(num_results, "num_results", optional=True)
         a, b = a >> _CheckRun(_name(0, a)), b >> _CheckRun(_name(1, b))
         if norm == "minmax":
             a, b = a >> PerQueryMinMax(), b >> PerQueryMinMax()
@@ -364,7 +350,7 @@ class LinearFusion(pt.Transformer):
         num = _cutoff(k, self.num_results)
         if num is None or num == self.num_results:
             return None if num is None else self
-        return LinearFusion(self.a, self.b, weight=self.weight, normalise=self.normalise, num_results=num)
+        return LinearFusion(self.a, self.b, weight=self.weight, normalize=self.normalize, num_results=num)
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         """Run both retrievers on ``inp`` and combine their scores."""
@@ -380,6 +366,6 @@ class LinearFusion(pt.Transformer):
 
     def __repr__(self) -> str:
         return (
-            f"LinearFusion({self.a!r}, {self.b!r}, weight={self.weight!r}, normalise={self.normalise!r}, "
+            f"LinearFusion({self.a!r}, {self.b!r}, weight={self.weight!r}, normalize={self.normalize!r}, "
             f"num_results={self.num_results!r})"
         )

@@ -19,6 +19,15 @@ retriever also works on it; this module adds what FlexIndex lacks:
   every instant, even when a build is killed. Only a folder written by this module is ever replaced.
 - an integrity check when an index is opened (manifest against the files), raising :class:`CorruptIndexError`.
 - :meth:`DenseIndex.merge` of shard indexes built separately (e.g. one per process or machine).
+- a PyTerrier artifact of type ``dense_index`` and format ``hybrid_flex``: ``pt.Artifact.load(path)`` opens the
+  folder as a :class:`DenseIndex` without importing this package first, and ``build_package`` / ``from_url`` /
+  ``to_hf`` / ``from_hf`` work on it. pyterrier-dr's ``FlexIndex(path)`` refuses any format but ``flex`` when it
+  reads the vectors; :attr:`DenseIndex.flex` is a FlexIndex over the same files for pyterrier-dr's retrievers.
+  Folders written before (format ``flex``) open with ``DenseIndex(path)`` as before.
+- languages are optional: a document's language is its ``lang`` field, else :func:`pyterrier_hybrid.lang_of_id`
+  of its docno (a registered language or a ``<lang>_`` prefix); a corpus none of whose documents has one
+  (pyterrier-dr style docnos ``d1``, ``d2``) is indexed without languages and searched without a filter.
+- :meth:`DenseIndex.adopt` of a FlexIndex built by pyterrier-dr (its vectors are copied, never re-encoded).
 
 Example::
 
@@ -31,11 +40,11 @@ Example::
 
 from __future__ import annotations
 
+import io
 import json
-import numbers
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -45,7 +54,7 @@ import pyterrier as pt
 import pyterrier_alpha as pta
 
 from . import _io
-from ._checks import check_finite, check_texts
+from ._checks import check_finite, check_int, check_texts
 from .ann import APPROXIMATE, AnnSearch, LanguagePartitions
 from .languages import lang_of_id
 
@@ -56,6 +65,11 @@ __all__ = ["CorruptIndexError", "DenseIndex", "DenseIndexer", "DenseRetriever", 
 
 MANIFEST = "manifest.json"
 FORMAT = "pyterrier_hybrid.dense/1"
+PT_META = "pt_meta.json"
+# PyTerrier's artifact metadata: pt.Artifact.load(path) finds DenseIndex through the "pyterrier.artifact" entry point
+# "dense_index.hybrid_flex" (pyproject.toml). Folders of earlier versions say "flex" (pyterrier-dr's FlexIndex).
+ARTIFACT_TYPE, ARTIFACT_FORMAT, ARTIFACT_PACKAGE_HINT = "dense_index", "hybrid_flex", "pyterrier-hybrid"
+_FORMATS = (ARTIFACT_FORMAT, "flex")
 # Manifest fields that must agree between the indexing and the query encoder.
 _MUST_MATCH = ("model", "dim", "pooling", "normalize", "query_prompt", "doc_prompt", "fingerprint")
 _METHODS = ("flat", "hnsw", "ivf", "ivfpq")
@@ -71,14 +85,6 @@ class CorruptIndexError(ValueError):
     """The files of an index disagree with its manifest (truncated, edited or partly deleted)."""
 
 
-def _positive_int(value: Any, name: str) -> int:
-    """``value`` as an int if it is an integer >= 1 (bools and floats such as 2.5 are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 1, not {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, not {value!r}")
-    return int(value)
-
 
 def _owned(path: Path) -> bool:
     """Whether the folder at ``path`` was written by this module, so that ``overwrite=True`` may replace it.
@@ -90,10 +96,10 @@ def _owned(path: Path) -> bool:
     try:
         if FORMAT.encode() in (path / MANIFEST).read_bytes()[:4096]:
             return True
-        meta = json.loads((path / "pt_meta.json").read_text(encoding="utf-8"))
+        meta = json.loads((path / PT_META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and meta.get("type") == "dense_index" and meta.get("format") == "flex"
+    return isinstance(meta, dict) and meta.get("type") == ARTIFACT_TYPE and meta.get("format") in _FORMATS
 
 
 def _check_target(path: Path, overwrite: bool) -> None:
@@ -103,16 +109,24 @@ def _check_target(path: Path, overwrite: bool) -> None:
     _io.check_replaceable(path, overwrite=overwrite, owned=_owned, what="dense index")
 
 
-class DenseIndex:
+class DenseIndex(pta.Artifact):
     """A pooled dense index at ``path`` (see the module docstring).
+
+    It is a PyTerrier artifact (type ``dense_index``, format ``hybrid_flex``): ``pt.Artifact.load(path)`` returns a
+    DenseIndex, and ``build_package`` / :meth:`from_url` / ``to_hf`` / ``from_hf`` move it as one package.
 
     Args:
         path: Index directory.
         verbose: Progress bars when building/searching.
     """
 
+    ARTIFACT_TYPE = ARTIFACT_TYPE
+    ARTIFACT_FORMAT = ARTIFACT_FORMAT
+    ARTIFACT_PACKAGE_HINT = ARTIFACT_PACKAGE_HINT
+
     def __init__(self, path: str | os.PathLike, *, verbose: bool = False):
-        self.path = Path(path)
+        super().__init__(path)
+        self.path: Path = Path(path)
         self.verbose = verbose
         self._flex: FlexIndex | None = None
         self._manifest: dict[str, Any] | None = None
@@ -140,7 +154,8 @@ class DenseIndex:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """The manifest: ``encoder`` (the encoder's manifest), ``count``, ``dim``, ``langs`` ({lang: [start, stop]}).
+        """The manifest: ``encoder`` (the encoder's manifest), ``count``, ``dim``, ``langs`` ({lang: [start, stop]},
+        or None for an index without languages).
 
         Read and checked against the index files on first use (:class:`CorruptIndexError`).
         """
@@ -173,20 +188,17 @@ class DenseIndex:
             raise self._corrupt(f"{file} gives dim {dim!r}, not an int >= 1")
         if not isinstance(m.get("encoder"), dict):
             raise self._corrupt(f"{file} has no encoder manifest")
-        self._check_ranges(file, langs, count)
+        if langs is not None:  # None: an index without languages
+            self._check_ranges(file, langs, count)
         vecs = self.path / "vecs.f4"
         if not vecs.is_file():
             raise self._corrupt(f"{vecs} is missing")
         if vecs.stat().st_size != count * dim * 4:
             raise self._corrupt(f"{vecs} holds {vecs.stat().st_size} bytes but {file} gives {count} vectors of "
                                 f"dimension {dim} ({count * dim * 4} bytes)")
-        meta_file = self.path / "pt_meta.json"
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise self._corrupt(f"{meta_file} is missing or unreadable ({' '.join(str(e).split())})") from None
-        if not isinstance(meta, dict) or (meta.get("doc_count"), meta.get("vec_size")) != (count, dim):
-            raise self._corrupt(f"{meta_file} disagrees with {file} (count {count}, dim {dim})")
+        meta = self._read_pt_meta()
+        if (meta.get("doc_count"), meta.get("vec_size")) != (count, dim):
+            raise self._corrupt(f"{self.path / PT_META} disagrees with {file} (count {count}, dim {dim})")
         if count:
             from npids import Lookup
 
@@ -200,6 +212,20 @@ class DenseIndex:
             if n_docnos != count:
                 raise self._corrupt(f"{npids} holds {n_docnos} docnos but {file} gives count {count}")
         return m
+
+    def _read_pt_meta(self) -> dict[str, Any]:
+        """``pt_meta.json``: a dense index's (format ``hybrid_flex``, or ``flex`` for folders of earlier versions)."""
+        meta_file = self.path / PT_META
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise self._corrupt(f"{meta_file} is missing or unreadable ({' '.join(str(e).split())})") from None
+        if not isinstance(meta, dict):
+            raise self._corrupt(f"{meta_file} holds a {type(meta).__name__}, not an object")
+        if meta.get("type") != ARTIFACT_TYPE or meta.get("format") not in _FORMATS:
+            raise self._corrupt(f"{meta_file} describes a {meta.get('type')!r}.{meta.get('format')!r} artifact, not "
+                                f"a {ARTIFACT_TYPE!r}.{ARTIFACT_FORMAT!r} one")
+        return meta
 
     def _check_ranges(self, file: Path, langs: Any, count: int) -> None:
         """Language ranges must be sorted, contiguous, non-overlapping and cover ``[0, count)``."""
@@ -218,21 +244,37 @@ class DenseIndex:
 
     @property
     def flex(self) -> FlexIndex:
-        """The underlying :class:`pyterrier_dr.FlexIndex` (vectors and docnos)."""
+        """A :class:`pyterrier_dr.FlexIndex` over this index's vectors and docnos: every pyterrier-dr retriever
+        (``index.flex.np_retriever()``, ``faiss_hnsw_retriever()`` ...) works on it."""
         if self._flex is None:
             from pyterrier_dr import FlexIndex  # here: importing pyterrier_dr loads torch and transformers
 
             self.manifest  # noqa: B018 - checks the files before FlexIndex maps them
-            self._flex = FlexIndex(str(self.path), verbose=self.verbose)
+            meta = dict(self._read_pt_meta(), **{"type": "dense_index", "format": "flex"})
+            flex = FlexIndex(str(self.path), verbose=self.verbose)
+            # FlexIndex.payload asserts format "flex" when it reads pt_meta.json, which it skips once _meta is set
+            flex._meta = meta
+            self._flex = flex
         return self._flex
 
     def __len__(self) -> int:
         return int(self.manifest["count"])
 
     @property
+    def has_langs(self) -> bool:
+        """Whether the index records a language per document (only then can it filter by language)."""
+        return self.manifest["langs"] is not None
+
+    @property
     def langs(self) -> list[str]:
-        """Languages in the index."""
-        return list(self.manifest["langs"])
+        """Languages in the index (empty for an index without languages)."""
+        return list(self.manifest["langs"] or {})
+
+    def _blocks(self) -> dict[str, list[int]]:
+        """Docid ranges searched apart by the approximate methods: one per language, or one for all documents."""
+        if self.has_langs:
+            return dict(self.manifest["langs"])
+        return {"": [0, len(self)]} if len(self) else {}
 
     def vectors(self) -> np.ndarray:
         """All document vectors (memory-mapped), in docid order."""
@@ -247,18 +289,27 @@ class DenseIndex:
         return np.asarray(self.flex.docnos().fwd[np.arange(len(self))])
 
     def doc_langs(self) -> np.ndarray:
-        """The language of each docid."""
-        out = np.empty(len(self), dtype=object)
-        for lang, (start, stop) in self.manifest["langs"].items():
+        """The language of each docid (None everywhere in an index without languages)."""
+        out = np.full(len(self), None, dtype=object)
+        for lang, (start, stop) in (self.manifest["langs"] or {}).items():
             out[start:stop] = lang
         return out
 
     # ------------------------------------------------------------------------------------------- checks
     def check_encoder(self, encoder: Any) -> None:
-        """Raise :class:`EncoderMismatchError` unless ``encoder`` encodes like the one that built the index."""
-        theirs = encoder.manifest() if hasattr(encoder, "manifest") else dict(encoder)
+        """Raise :class:`EncoderMismatchError` unless ``encoder`` encodes like the one that built the index.
+
+        Args:
+            encoder: A :class:`~pyterrier_hybrid.encoding.BiEncoder` or an encoder manifest (a mapping).
+        """
+        if isinstance(encoder, Mapping):
+            theirs = dict(encoder)
+        else:
+            theirs = _as_encoder(encoder, "check_encoder").manifest()
         ours = self.manifest["encoder"]
-        diff = {k: (ours.get(k), theirs.get(k)) for k in _MUST_MATCH if ours.get(k) != theirs.get(k)}
+        # An adopted index whose encoder was not named records only the dimension (see adopt)
+        keys = ("dim",) if ours.get("unverified") else _MUST_MATCH
+        diff = {k: (ours.get(k), theirs.get(k)) for k in keys if ours.get(k) != theirs.get(k)}
         if diff:
             detail = "; ".join(f"{k}: index {a!r} vs query encoder {b!r}" for k, (a, b) in diff.items())
             raise EncoderMismatchError(
@@ -325,11 +376,16 @@ class DenseIndex:
                   drop_query_vec: bool = False) -> pt.Transformer:
         """A retriever over this index, optionally restricted to some document languages.
 
+        ``retriever % k`` folds into ``num_results=k`` when the pipeline is compiled (``(retriever % k).compile()``),
+        as pyterrier-dr's retrievers do.
+
         Args:
             encoder: If given, the result is ``encoder.query_encoder() >> retriever`` and the encoder is checked
-                against the index manifest first (:class:`EncoderMismatchError`). Without it, the input must
-                already have ``query_vec``.
-            langs: Document languages to search (e.g. ``["de"]`` for the ``en-de`` setting); ``None``: all.
+                against the index manifest first (:class:`EncoderMismatchError`): a
+                :class:`~pyterrier_hybrid.encoding.BiEncoder`, or a model name / path (a SentenceTransformer
+                folder) that is loaded as one. Without it, the input must already have ``query_vec``.
+            langs: Document languages to search (e.g. ``["de"]`` for the ``en-de`` setting); ``None``: all. An index
+                without languages refuses a filter.
             num_results: Results per query (an int >= 1).
             method: ``"flat"`` (exact, default; the language filter is a FAISS ID selector), or ``"hnsw"``,
                 ``"ivf"``, ``"ivfpq"`` (approximate: one sub-index per language, built on first use and cached in
@@ -344,12 +400,114 @@ class DenseIndex:
             refine: IVF-PQ re-scores the ``refine × num_results`` best candidates of each language exactly.
             drop_query_vec: Drop ``query_vec`` from the output.
         """
+        if encoder is not None:
+            encoder = _as_encoder(encoder, "DenseIndex.retriever")
         retr = DenseRetriever(self, langs=langs, num_results=num_results, method=method, neighbours=neighbours,
                               ef_construction=ef_construction, ef_search=ef_search, n_list=n_list,
                               n_probe=n_probe, pq_m=pq_m, refine=refine, drop_query_vec=drop_query_vec)
+        if encoder is None:
+            return retr
+        self.check_encoder(encoder)
+        return encoder.query_encoder() >> retr
+
+    # ------------------------------------------------------------------------------------------- artifacts
+    @classmethod
+    def adopt(cls, flex: str | os.PathLike | FlexIndex, path: str | os.PathLike, *,
+              langs: Callable[[str], str | None] | Mapping[str, str] | None = None, encoder: Any = None,
+              overwrite: bool = False, verbose: bool = False) -> DenseIndex:
+        """Write a DenseIndex at ``path`` from a :class:`pyterrier_dr.FlexIndex`, without re-encoding anything.
+
+        The FlexIndex's vectors are copied (grouped by language) into a new folder with this package's manifest;
+        the FlexIndex folder is only read.
+
+        Args:
+            flex: A FlexIndex (written by pyterrier-dr) or its path.
+            path: Where the DenseIndex is written.
+            langs: The language of each docno: a function (docno -> code, or None for none), a mapping docno ->
+                code, or None: :func:`pyterrier_hybrid.lang_of_id` (registered languages, ``<lang>_`` prefixes).
+                Either every document gets a language or none does (an index without languages).
+            encoder: The :class:`~pyterrier_hybrid.encoding.BiEncoder` (or model path) that encoded the
+                documents; its manifest is recorded and checked against the queries' encoder as for any index.
+                None: the encoder is unknown, and only the vector dimension is checked.
+            overwrite: Replace an existing DenseIndex at ``path``.
+            verbose: Progress bars when searching the new index.
+
+        Raises:
+            ValueError: ``flex`` is not a FlexIndex folder, or ``path`` is the FlexIndex folder itself; a document
+                has no language while others have one; a vector is not finite.
+            EncoderMismatchError: the encoder's dimension is not the FlexIndex's.
+        """
+        source = Path(getattr(flex, "index_path", flex)) if not isinstance(flex, (str, os.PathLike)) else Path(flex)
+        meta = _flex_meta(source)
+        dim, count = meta["vec_size"], meta["doc_count"]
+        out = cls(path, verbose=verbose)
+        if out.path.resolve() == source.resolve():
+            raise ValueError(f"adopt writes a new folder and never changes {source}; give another path")
         if encoder is not None:
-            self.check_encoder(encoder)
-        return encoder.query_encoder() >> retr if encoder is not None else retr
+            manifest = _as_encoder(encoder, "DenseIndex.adopt").manifest()
+            if manifest.get("dim") != dim:
+                raise EncoderMismatchError(f"the encoder gives {manifest.get('dim')}-dimensional vectors but {source} "
+                                           f"holds {dim}-dimensional ones; name the encoder that built it")
+        else:
+            manifest = {"model": None, "dim": dim, "unverified": True, "adopted_from": str(source)}
+        lang_of = _lang_function(langs)
+        _check_target(out.path, overwrite)
+        vecs = np.memmap(source / "vecs.f4", mode="r", dtype=np.float32, shape=(count, dim)) if count else None
+        with _io.atomic_dir(out.path, overwrite=overwrite, owned=_owned, what="dense index") as folder:
+            writer = _Writer(folder, manifest)
+            try:
+                if count:
+                    from npids import Lookup
+
+                    with Lookup(source / "docnos.npids") as lookup:
+                        if len(lookup) != count:
+                            raise ValueError(f"{source} is not a complete FlexIndex: docnos.npids holds "
+                                             f"{len(lookup)} docnos but pt_meta.json gives doc_count {count}")
+                        for start in range(0, count, _MERGE_STEP):
+                            stop = min(start + _MERGE_STEP, count)
+                            docnos = [str(d) for d in lookup.fwd[np.arange(start, stop)]]
+                            writer.claim(docnos, where=f" (in {source})")
+                            writer.add(docnos, [lang_of(d) for d in docnos], np.asarray(vecs[start:stop]),
+                                       hint=f"{source}/vecs.f4 holds them; rebuild that FlexIndex")
+                writer.finish()
+            finally:
+                writer.close()
+        out._reset()
+        return out
+
+    @classmethod
+    def from_url(cls, url: str, *, expected_sha256: str | None = None, **kwargs: Any) -> DenseIndex:
+        """Open the index behind ``url``: a package, an index folder, or any URL ``pt.Artifact.from_url`` takes.
+
+        A local package written by ``build_package`` (a path or ``file://`` URL, also split into segments) is
+        checked against its SHA-256 and unpacked once into PyTerrier's artifact cache, as
+        :meth:`pyterrier_hybrid.bm25.BM25Index.from_url` does; ``hf:owner/repo``, ``https://...`` go to PyTerrier.
+
+        Raises:
+            FileNotFoundError: no package at the local path.
+            ValueError: the package's SHA-256 differs from the expected one, or it is not a package.
+        """
+        from .bm25 import _local_path, _unpack_package
+
+        local = _local_path(url)
+        if local is None:
+            return super().from_url(url, expected_sha256=expected_sha256, **kwargs)  # type: ignore[return-value]
+        if local.is_dir():
+            return cls(local, **kwargs)
+        if not local.is_file() and not Path(f"{local}.0").is_file():
+            raise FileNotFoundError(f"no dense index package at {local}; write one with "
+                                    "DenseIndex(path).build_package(package_path)")
+        return cls(_unpack_package(local, expected_sha256), **kwargs)
+
+    def _package_files(self) -> Iterator[tuple[str, str | io.BytesIO]]:
+        """The folder's files, with a ``pt_meta.json`` naming this class (also for folders of earlier versions)."""
+        self.manifest  # noqa: B018 - refuse to package a damaged index
+        meta = dict(self._read_pt_meta(), type=ARTIFACT_TYPE, format=ARTIFACT_FORMAT,
+                    package_hint=ARTIFACT_PACKAGE_HINT)
+        for name, source in super()._package_files():
+            if name == PT_META:
+                source = io.BytesIO(json.dumps(meta).encode())
+            yield name, source
 
     def _faiss_index(self, method: str, neighbours: int, ef_construction: int, n_list: int | None) -> Any:
         key = (method, neighbours, ef_construction, n_list)
@@ -389,7 +547,7 @@ class _Writer:
     def __init__(self, folder: Path, encoder_manifest: dict[str, Any]):
         self.folder = folder
         self.encoder_manifest = dict(encoder_manifest)
-        self.dim = _positive_int(self.encoder_manifest.get("dim"), "the encoder manifest's dim")
+        self.dim = check_int(self.encoder_manifest.get("dim"), "the encoder manifest's dim")
         self.parts: dict[str, tuple[BinaryIO, list[str]]] = {}
         self.seen: set[str] = set()
         (folder / "parts").mkdir()
@@ -486,7 +644,7 @@ class DenseIndexer(pt.Indexer):
                             f"{type(encoder).__name__}")
         self._index = index
         self.encoder = encoder
-        self.chunk_size = _positive_int(chunk_size, "chunk_size")
+        self.chunk_size = check_int(chunk_size, "chunk_size")
         _check_target(index.path, overwrite)  # fail now, not after the documents were encoded
         self.overwrite = overwrite
 
@@ -649,16 +807,16 @@ class DenseRetriever(pt.Transformer):
                  drop_query_vec: bool = False):
         if not isinstance(method, str) or method not in _METHODS:
             raise ValueError(f"method must be 'flat', 'hnsw', 'ivf' or 'ivfpq', not {method!r}")
-        self.pq_m = None if pq_m is None else _positive_int(pq_m, "pq_m")
-        self.refine = _positive_int(refine, "refine")
+        self.pq_m = None if pq_m is None else check_int(pq_m, "pq_m")
+        self.refine = check_int(refine, "refine")
         if self.pq_m is not None and index.manifest["dim"] % self.pq_m:
             raise ValueError(f"pq_m={pq_m} must divide the vector dimension {index.manifest['dim']}")
-        self.num_results = _positive_int(num_results, "num_results")
-        self.neighbours = _positive_int(neighbours, "neighbours")
-        self.ef_construction = _positive_int(ef_construction, "ef_construction")
-        self.ef_search = _positive_int(ef_search, "ef_search")
-        self.n_list = None if n_list is None else _positive_int(n_list, "n_list")
-        self.n_probe = _positive_int(n_probe, "n_probe")
+        self.num_results = check_int(num_results, "num_results")
+        self.neighbours = check_int(neighbours, "neighbours")
+        self.ef_construction = check_int(ef_construction, "ef_construction")
+        self.ef_search = check_int(ef_search, "ef_search")
+        self.n_list = None if n_list is None else check_int(n_list, "n_list")
+        self.n_probe = check_int(n_probe, "n_probe")
         if not isinstance(drop_query_vec, bool):
             raise TypeError(f"drop_query_vec must be True or False, not {drop_query_vec!r}")
         self.index = index

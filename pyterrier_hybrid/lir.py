@@ -27,7 +27,7 @@ import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
-from ._checks import check_finite, check_texts
+from ._checks import check_finite, check_int, check_texts
 from .languages import lang_of_id
 
 __all__ = ["LIR"]
@@ -52,9 +52,7 @@ class LIR(pt.Transformer):
             normalize: L2-normalise the projected vectors.
             verbose: progress bar while fitting.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise ValueError(f"k must be an int >= 0 (directions removed per language), got {k!r}")
-        self.k = k
+        self.k = check_int(k, "k", minimum=0)  # directions removed per language
         self.center = center
         self.normalize = normalize
         self.verbose = verbose

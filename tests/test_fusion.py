@@ -117,7 +117,7 @@ def test_linear_fusion_exact_scores():
 
 
 def test_linear_fusion_raw_scores_weights_and_cutoff():
-    raw = scores(linear_fusion(source(RUN_A), source(RUN_B), weight=0.5, normalise=None)(TOPICS))
+    raw = scores(linear_fusion(source(RUN_A), source(RUN_B), weight=0.5, normalize=None)(TOPICS))
     assert raw[("q1", "d3")] == pytest.approx(0.5 * 1.0 + 0.5 * 0.9)
     assert raw[("q2", "d1")] == pytest.approx(0.5 * 5.0 + 0.5 * 0.5)
     only_a = linear_fusion(source(RUN_A), source(RUN_B), weight=1.0)(TOPICS)
@@ -126,8 +126,8 @@ def test_linear_fusion_raw_scores_weights_and_cutoff():
     assert cut.groupby("qid").size().to_dict() == {"q1": 1, "q2": 1}
     with pytest.raises(ValueError, match="weight"):
         linear_fusion(source(RUN_A), source(RUN_B), weight=1.5)
-    with pytest.raises(ValueError, match="normalise"):
-        linear_fusion(source(RUN_A), source(RUN_B), normalise="zscore")
+    with pytest.raises(ValueError, match="normalize"):
+        linear_fusion(source(RUN_A), source(RUN_B), normalize="zscore")
 
 
 def test_linear_fusion_empty_runs():

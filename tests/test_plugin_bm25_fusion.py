@@ -194,7 +194,7 @@ def fusions(index, first_stage) -> dict[str, pt.Transformer]:
         "rrf3": rrf(index.retriever(), first_stage, with_text, num_results=None),
         "linear": linear_fusion(index.retriever(), first_stage),
         "linear_text": linear_fusion(index.retriever(), with_text, weight=0.2, num_results=3),
-        "linear_text_first": linear_fusion(with_text, index.retriever(), normalise=None),
+        "linear_text_first": linear_fusion(with_text, index.retriever(), normalize=None),
         "minmax": PerQueryMinMax(),
         "check_run": _CheckRun("run 0"),
         "reranker": index.retriever(),

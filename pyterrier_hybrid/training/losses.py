@@ -11,14 +11,13 @@ batch of 256 fits in the memory of a mini-batch.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss,
     MultipleNegativesRankingLoss,
 )
 from torch import nn
+
+from .._checks import check_int, check_number
 
 
 def infonce_loss(
@@ -47,22 +46,15 @@ def infonce_loss(
             test and train on NaN logits), or a mini-batch size < 1.
     """
     if temperature is not None:
-        _check_positive(temperature, "temperature")
+        check_number(temperature, "temperature", positive=True)
         scale = 1.0 / temperature
-        _check_positive(scale, "scale (1 / temperature)")
-    _check_positive(scale, "scale")
+        check_number(scale, "scale (1 / temperature, positive=True)")
+    check_number(scale, "scale", positive=True)
     kwargs: dict = {"scale": float(scale), "gather_across_devices": gather_across_devices}
     if symmetric:
         kwargs.update(directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction")
     if gradient_cache:
-        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, numbers.Integral) \
-                or mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be an int >= 1, got {mini_batch_size!r}")
-        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=int(mini_batch_size), **kwargs)
+        mini_batch_size = check_int(mini_batch_size, "mini_batch_size")
+        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=mini_batch_size, **kwargs)
     return MultipleNegativesRankingLoss(model, **kwargs)
 
-
-def _check_positive(value: object, name: str) -> None:
-    """Raise unless ``value`` is a finite real number > 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")

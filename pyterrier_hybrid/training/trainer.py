@@ -58,7 +58,7 @@ from sentence_transformers import (
     SentenceTransformerTrainingArguments,
 )
 
-from .._checks import NonFiniteError, check_device
+from .._checks import NonFiniteError, check_device, check_int, check_number
 from .._io import _LEFTOVER, _sibling, atomic_path, recover_dir, swap_dir
 from ..datasets.pairs import NEGATIVE_COLUMN, describe_pairs, pairs_fingerprint, pairs_from_topics_qrels, validate_pairs
 from ..languages import ALL_LANGS
@@ -116,21 +116,6 @@ def _load_sentence_transformer(encoder: Any, device: str | None):
     return SentenceTransformer(_resolve(encoder), device=device)
 
 
-def _integer(value: Any, name: str, *, minimum: int = 1, optional: bool = False) -> int | None:
-    """Check a count setting: an int (not a bool, not 2.5) >= ``minimum``; ``None`` if ``optional``."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}{' or None' if optional else ''}, got {value!r}")
-    return int(value)
-
-
-def _real(value: Any, name: str, *, positive: bool = False) -> float:
-    """Check a real-valued setting: a finite number (NaN passes ``<= 0`` tests silently), > 0 if ``positive``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
-    return float(value)
 
 
 def _check_encoder_path(encoder: Any) -> None:
@@ -255,25 +240,25 @@ class HybridBatchTrainer(pt.Estimator):
         verbose: bool = True,
     ) -> None:
         self.mode, self.effective_alpha = validate_mode(mode, alpha)
-        self.alpha = _real(alpha, "alpha")  # validate_mode accepted it as a number in [0, 1]
-        _integer(batch_size, "batch_size")
-        _integer(max_steps, "max_steps", optional=True)
-        _real(epochs, "epochs", positive=True)
-        _real(lr, "lr", positive=True)
-        if not 0 <= _real(warmup_ratio, "warmup_ratio") < 1:
+        self.alpha = check_number(alpha, "alpha")  # validate_mode accepted it as a number in [0, 1]
+        check_int(batch_size, "batch_size")
+        check_int(max_steps, "max_steps", optional=True)
+        check_number(epochs, "epochs", positive=True)
+        check_number(lr, "lr", positive=True)
+        if not 0 <= check_number(warmup_ratio, "warmup_ratio") < 1:
             raise ValueError(f"warmup_ratio is the share of steps spent warming up and must be in [0, 1), got "
                              f"{warmup_ratio!r}")
-        if not 0 <= _integer(seed, "seed", minimum=0) < 2**32:  # numpy's seed range
+        if not 0 <= check_int(seed, "seed", minimum=0) < 2**32:  # numpy's seed range
             raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
-        _real(scale, "scale", positive=True)
+        check_number(scale, "scale", positive=True)
         if temperature is not None:
-            _real(temperature, "temperature", positive=True)
-            _real(1.0 / temperature, "scale (1 / temperature)", positive=True)
-        _integer(mini_batch_size, "mini_batch_size")
-        _integer(max_seq_length, "max_seq_length", optional=True)
-        _integer(save_steps, "save_steps", optional=True)
-        _integer(save_total_limit, "save_total_limit", optional=True)
-        _integer(logging_steps, "logging_steps")
+            check_number(temperature, "temperature", positive=True)
+            check_number(1.0 / temperature, "scale (1 / temperature)", positive=True)
+        check_int(mini_batch_size, "mini_batch_size")
+        check_int(max_seq_length, "max_seq_length", optional=True)
+        check_int(save_steps, "save_steps", optional=True)
+        check_int(save_total_limit, "save_total_limit", optional=True)
+        check_int(logging_steps, "logging_steps")
         if small_pools not in ("skip", "error"):
             raise ValueError(f"small_pools must be 'skip' or 'error', got {small_pools!r}")
         training_args = _check_training_args(training_args)
@@ -525,6 +510,8 @@ class HybridBatchTrainer(pt.Estimator):
             "seed": self.seed,
             "data_seed": self.seed,
             "dataloader_drop_last": True,
+            # Pinned memory only speeds up copies to a GPU; on a CPU run torch warns that it has no accelerator.
+            "dataloader_pin_memory": str(self.device or "cuda").startswith("cuda") and torch.cuda.is_available(),
             "logging_steps": self.logging_steps,
             # Log the real loss: HF's default filter logs a NaN/inf step as the running mean, which hid
             # diverged runs. Such a step now stops training (HybridSentenceTransformerTrainer.training_step).
