@@ -321,7 +321,7 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
 
     Args:
         presets: names from :data:`PRESETS` (or ``hybrid-<α>``); ``"base"`` is evaluated once.
-        train_pairs: training pairs (:mod:`pyterrier_hybrid.training.data`); may be None with only ``"base"``.
+        train_pairs: training pairs (:mod:`pyterrier_hybrid.datasets.pairs`); may be None with only ``"base"``.
         eval_benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
         out_dir: models (``models/<preset>-s<seed>``), grids, tables and plots go here.
         sample: evaluate on this slice of ``eval_benchmark`` (the same for every model).
@@ -376,6 +376,10 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
         grid = evaluate_model(model_dir, eval_benchmark, name=stem, sample=sample, batch_size=encode_batch_size,
                               cache_dir=cache_dir, verbose=verbose, **dict(grid_options or {}))
         t2 = time.perf_counter()
+        if preset != "base" and (Path(model_dir) / "README.md").is_file():  # the card shows what the model scored
+            from .training import add_grid_to_model_card
+
+            add_grid_to_model_card(model_dir, grid, description=info["evaluation"])
         rows.append({"preset": preset, "seed": seed, **summarise(grid, groups=groups),
                      "train_s": round(train_s, 1), "eval_s": round(t2 - t1, 1)})
         result.grids[preset, seed] = grid

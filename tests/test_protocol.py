@@ -69,12 +69,15 @@ def test_tiny_protocol_end_to_end_and_resume(lareqa_mirror, tiny_model_dir, tmp_
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "plots" / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "2 steps x batch 4" in (tmp_path / "summary.md").read_text()
+    card = (tmp_path / "models" / "x-x-s1" / "README.md").read_text()  # the card carries what the model scored
+    assert card.count("model-index:") == 1 and sample.description in card
     # A second run reuses the trained models (same config and data) and reproduces the numbers.
     weights = tmp_path / "models" / "x-x-s0" / "model.safetensors"
     before = weights.stat().st_mtime_ns
     again = protocol.run_protocol(["base", "x-x", "hybrid-0.5"], **kwargs)
     assert weights.stat().st_mtime_ns == before
     pd.testing.assert_frame_equal(again.runs.drop(columns=["eval_s"]), result.runs.drop(columns=["eval_s"]))
+    assert (tmp_path / "models" / "x-x-s1" / "README.md").read_text().count("model-index:") == 1  # replaced
     with pytest.raises(ValueError, match="train_pairs is None"):
         protocol.run_protocol(["mono"], **{**kwargs, "train_pairs": None})
 

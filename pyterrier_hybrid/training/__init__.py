@@ -19,7 +19,7 @@ from ..datasets.pairs import (
 )
 from .losses import infonce_loss
 from .sampler import MODES, BatchConfig, HybridBatchSampler, validate_mode
-from .trainer import HybridBatchTrainer, HybridSentenceTransformerTrainer
+from .trainer import HybridBatchTrainer, HybridSentenceTransformerTrainer, add_grid_to_model_card
 
 __all__ = [
     "MODES",
@@ -28,6 +28,7 @@ __all__ = [
     "HybridBatchSampler",
     "HybridBatchTrainer",
     "HybridSentenceTransformerTrainer",
+    "add_grid_to_model_card",
     "describe_pairs",
     "infonce_loss",
     "pairs_from_benchmark",
