@@ -125,3 +125,15 @@ def test_pyterrier_topics_equal_noise_transformer(lareqa_mirror):
     assert topics["qid"].tolist() == clean.get_topics("text")["qid"].tolist()
     assert topics["query"].tolist() == NoiseTransformer("mixed", 20)(clean.get_topics("text"))["query"].tolist()
     assert noisy.get_qrels().equals(clean.get_qrels())
+
+
+@pytest.mark.integration
+def test_noisy_entries_count_and_look_up_their_noisy_queries(lareqa_mirror):
+    noisy = ir_datasets.load("xquad-r/en-de/noise-typo-50")
+    clean = ir_datasets.load("xquad-r/en-de")
+    assert noisy.queries_count() == clean.queries_count() == sum(1 for _ in noisy.queries_iter())
+    first = next(iter(noisy.queries_iter()))
+    assert noisy.queries_store().get(first.query_id) == first  # the noisy text, not the clean one
+    assert first.text != clean.queries_store().get(first.query_id).text
+    with pytest.raises(KeyError):
+        noisy.queries_store().get("en_no-such-question")

@@ -35,7 +35,7 @@ from ir_datasets.indices import Docstore
 
 from ..languages import BENCHMARK_LANGS, validate_benchmark, validate_lang
 from ..noise import perturb, validate_level, validate_model, validate_seed
-from .entries import POOLED, _describe, _Documentation, dataset_id
+from .entries import POOLED, QueryStore, _describe, _Documentation, dataset_id
 from .lareqa import LareqaDoc, LareqaQuery, load_language
 
 NOISE_ID = re.compile(
@@ -95,6 +95,14 @@ class NoisyQueries(BaseQueries):
     def queries_cls(self):
         """:class:`~.lareqa.LareqaQuery`."""
         return LareqaQuery
+
+    def queries_count(self) -> int:
+        """The clean entry's count: noise changes texts, never which queries there are."""
+        return self._clean.queries_count()
+
+    def queries_store(self) -> QueryStore:
+        """Lookup of the noisy texts by ``query_id`` (``.get(qid)``, ``.get_many(qids)``)."""
+        return QueryStore(self)
 
     def queries_namespace(self) -> str:
         """A namespace of its own: same ids as the clean queries, different text."""
