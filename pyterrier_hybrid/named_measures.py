@@ -24,8 +24,9 @@ from ir_measures import Metric, measures, providers
 from ir_measures.providers.base import Any as AnyParam
 
 from ._checks import NonFiniteError
+from ._trec import peer_value, sorted_run
 from .languages import lang_of_id
-from .measures import peer, peer_value, sorted_run
+from .measures import peer
 
 __all__ = ["LangPEER", "LangPEERProvider"]
 
@@ -49,7 +50,7 @@ LangPEER = _LangPEER()
 
 
 class LangPEERProvider(providers.Provider):
-    """ir_measures provider of :data:`LangPEER` (delegates to :func:`~.measures.peer_value`)."""
+    """ir_measures provider of :data:`LangPEER` (delegates to :func:`~._trec.peer_value`)."""
 
     NAME = "pyterrier_hybrid_langpeer"
     SUPPORTED_MEASURES = [LangPEER(cutoff=AnyParam(), weights=AnyParam())]

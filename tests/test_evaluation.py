@@ -10,6 +10,7 @@ import pandas as pd
 import pyterrier as pt
 import pytest
 
+from pyterrier_hybrid import _trec
 from pyterrier_hybrid import evaluation as ev
 from pyterrier_hybrid import measures as bm
 
@@ -113,7 +114,7 @@ def test_fast_binary_measures_equal_ir_measures(measure):
     o = np.argsort(ranks, axis=1, kind="stable")
     ranks = np.take_along_axis(ranks, o, axis=1)
     n_rel = (rel >= 0).sum(axis=1)
-    fast = bm.binary_measure_values(measure, ranks, n_rel, np.full(len(qids), k))
+    fast = _trec.binary_measure_values(measure, ranks, n_rel, np.full(len(qids), k))
     top = ev._topk(scores, k, order)
     run = pd.DataFrame(
         [(q, docnos[j], float(scores[i, j])) for i, q in enumerate(qids) for j in top[i]],
@@ -124,14 +125,14 @@ def test_fast_binary_measures_equal_ir_measures(measure):
         for m in ir_measures.iter_calc([measure], pd.DataFrame(qrels, columns=["query_id", "doc_id", "relevance"]), run)
     }
     np.testing.assert_allclose(fast, [ref[q] for q in qids], rtol=0, atol=1e-12)
-    assert bm.is_fast_measure(measure)
+    assert _trec.is_fast_measure(measure)
 
 
 def test_is_fast_measure_leaves_variants_to_ir_measures():
-    assert not bm.is_fast_measure(ir_measures.AP(judged_only=True))
-    assert not bm.is_fast_measure(ir_measures.nDCG(dcg="exp-log2") @ 10)
-    assert not bm.is_fast_measure(ir_measures.ERR @ 10)
-    assert not bm.is_fast_measure(ir_measures.RR @ 10)  # MS MARCO tie order: through ir_measures
+    assert not _trec.is_fast_measure(ir_measures.AP(judged_only=True))
+    assert not _trec.is_fast_measure(ir_measures.nDCG(dcg="exp-log2") @ 10)
+    assert not _trec.is_fast_measure(ir_measures.ERR @ 10)
+    assert not _trec.is_fast_measure(ir_measures.RR @ 10)  # MS MARCO tie order: through ir_measures
 
 
 def test_encode_benchmark_rejects_non_encoders_and_bad_shapes(monkeypatch):

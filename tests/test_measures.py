@@ -10,6 +10,7 @@ import pandas as pd
 import pyterrier as pt
 import pytest
 
+from pyterrier_hybrid import _trec
 from pyterrier_hybrid import measures as bm
 
 LANGS = ("en", "de", "zh")
@@ -145,7 +146,7 @@ def test_peer_fixed_provider_matches_package_kruskal_and_orders_fairness():
 
 
 def test_nan_mean_aggregator():
-    agg = bm.NanMeanAgg()
+    agg = bm._NanMeanAgg()
     assert math.isnan(agg.result())
     for v in (1.0, float("nan"), 3.0):
         agg.add(v)
@@ -155,10 +156,10 @@ def test_nan_mean_aggregator():
 def test_rank_helpers_match_definitions():
     ranks = np.array([[1, 4, np.inf], [np.inf, np.inf, np.inf], [2, np.inf, np.inf]])
     n_rel = np.array([3, 3, 1])
-    rd = bm.rank_distance_values(ranks, n_rel, np.array([10, 10, 10]))
+    rd = _trec.rank_distance_values(ranks, n_rel, np.array([10, 10, 10]))
     assert rd[0] == 11 - 1 and rd[1] == 10 and rd[2] == 0
     same = np.array([[False, True, False], [True, False, False], [True, False, False]])
-    slp = bm.same_lang_pref_values(ranks, same)
+    slp = _trec.same_lang_pref_values(ranks, same)
     assert slp[0] == 0 and slp[1] == 0 and slp[2] == 1
 
 
