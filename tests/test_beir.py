@@ -107,6 +107,31 @@ def test_topics_and_qrels_of_each_split(folder):
     assert BeirFolder(folder, split="train").get_topics()["qid"].tolist() == ["en_q2", "en_q3"]
 
 
+def test_a_beir_folder_is_a_pyterrier_dataset_with_a_text_loader(folder):
+    import pyterrier as pt
+
+    data = BeirFolder(folder)
+    assert isinstance(data, pt.datasets.Dataset)
+    topics, qrels = data.get_topicsqrels("train")  # PyTerrier passes the split as variant=
+    assert topics["qid"].tolist() == ["en_q2", "en_q3"] and len(qrels) == 3
+    with pytest.raises(ValueError, match="differ"):
+        data.get_topics("train", variant="test")
+    assert data.get_corpus_lang() is None and data.get_topics_lang() is None  # en, de and es
+    run = pd.DataFrame({"qid": ["en_q1", "en_q1"], "query": ["x", "x"], "docno": ["de_d4", "en_d2"],
+                        "score": [2.0, 1.0], "rank": [0, 1]})
+    with_text = pt.text.get_text(data, "text")(run)
+    assert with_text["text"].tolist() == ["Kaution Die Kaution ist binnen 30 Tagen zurückzuzahlen.",
+                                          "Rent may be increased once every 12 months."]
+    assert list(with_text.columns) == [*run.columns, "text"] and with_text["score"].tolist() == [2.0, 1.0]
+    every = data.text_loader()(run)
+    assert every["lang"].tolist() == ["de", "en"] and every["title"].tolist() == ["Kaution", ""]
+    assert data.text_loader("text")(run.iloc[:0]).columns.tolist() == [*run.columns, "text"]
+    with pytest.raises(ValueError, match="no document field"):
+        data.text_loader("body")
+    with pytest.raises(KeyError, match="'en_d9' is not in"):
+        data.text_loader("text")(run.assign(docno=["en_d9", "en_d2"]))
+
+
 def test_pairs_are_relevant_judgements_grouped_by_unprefixed_id(folder):
     pairs = BeirFolder(folder).pairs()
     assert list(pairs.columns) == list(PAIR_COLUMNS)

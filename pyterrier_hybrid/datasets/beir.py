@@ -53,6 +53,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyterrier as pt
+import pyterrier_alpha as pta
 
 from .._checks import TextError, check_text, check_texts
 from .._io import atomic_dir
@@ -150,8 +152,11 @@ def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
-class BeirFolder:
-    """A local BEIR-format folder, read like a PyTerrier dataset (see the module docstring).
+class BeirFolder(pt.datasets.Dataset):
+    """A local BEIR-format folder as a PyTerrier dataset (see the module docstring).
+
+    ``get_topics`` / ``get_qrels`` / ``get_topicsqrels`` take the split as PyTerrier's ``variant``;
+    ``get_corpus_iter`` feeds indexers; :meth:`text_loader` makes ``pt.text.get_text(folder, "text")`` work.
 
     Args:
         path: the folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
@@ -315,28 +320,62 @@ class BeirFolder:
         for docno, text, lang in rows:
             yield {"docno": docno, "text": text, "lang": lang}
 
-    def get_topics(self, split: str | None = None) -> pd.DataFrame:
+    def get_topics(self, split: str | None = None, variant: str | None = None) -> pd.DataFrame:
         """The queries judged in ``split`` (default: the folder's split): ``qid``, ``query``, in file order.
 
+        Args:
+            split: the split; ``variant`` is PyTerrier's name for it (``get_topicsqrels`` passes that).
+            variant: the same as ``split``.
+
         Raises:
-            ValueError: unknown split, or a qrels file that does not parse.
+            ValueError: unknown split, two different splits, or a qrels file that does not parse.
         """
-        judged = set(self._qrels(self._check_split(split))["qid"])
+        judged = set(self._qrels(self._check_split(_split(split, variant)))["qid"])
         topics = self.queries[self.queries["qid"].isin(judged)]
         return topics[["qid", "query"]].reset_index(drop=True)
 
-    def get_qrels(self, split: str | None = None) -> pd.DataFrame:
+    def get_qrels(self, split: str | None = None, variant: str | None = None) -> pd.DataFrame:
         """The judgements of ``split`` (default: the folder's split): ``qid``, ``docno``, ``label`` (int).
+
+        Args:
+            split: the split; ``variant`` is PyTerrier's name for it.
+            variant: the same as ``split``.
 
         Raises:
             ValueError: unknown split; a qrels file without the BEIR header, with a non-integer score, or naming
                 a query or document that the JSONL files do not hold.
         """
-        return self._qrels(self._check_split(split)).copy()
+        return self._qrels(self._check_split(_split(split, variant))).copy()
 
     def get_corpus(self) -> pd.DataFrame:
         """All documents as a frame (see :attr:`docs`)."""
         return self.docs.copy()
+
+    def get_corpus_lang(self) -> str | None:
+        """The documents' language, or None when they have several."""
+        langs = set(self.docs["lang"])
+        return langs.pop() if len(langs) == 1 else None
+
+    def get_topics_lang(self) -> str | None:
+        """The queries' language, or None when they have several."""
+        langs = set(self.queries["lang"])
+        return langs.pop() if len(langs) == 1 else None
+
+    def text_loader(self, fields: str | Sequence[str] = "*", *, verbose: bool = False) -> pt.Transformer:
+        """A transformer that adds document fields (``text``, ``title``, ``lang``) to a frame by ``docno``.
+
+        Args:
+            fields: one field, a list of them, or ``"*"`` for all.
+            verbose: unused (the corpus is read once, in memory); accepted as PyTerrier's protocol asks.
+
+        Raises:
+            ValueError: an unknown field (the message lists the available ones).
+        """
+        available = [c for c in self.docs.columns if c != "docno"]
+        wanted = available if fields == "*" else [fields] if isinstance(fields, str) else list(fields)
+        if unknown := [f for f in wanted if f not in available]:
+            raise ValueError(f"{self.path} has no document field(s) {unknown}; available: {', '.join(available)}")
+        return _BeirTextLoader(self, tuple(wanted))
 
     def pairs(self, split: str | None = None, *, min_label: int = 1) -> pd.DataFrame:
         """Training pairs of ``split``: one per judgement with ``label >= min_label``.
@@ -363,6 +402,41 @@ class BeirFolder:
             "group_id": queries.loc[rel["qid"], "group_id"].to_numpy(),
         })
         return validate_pairs(pairs, valid_langs=self.valid_langs)
+
+
+def _split(split: str | None, variant: str | None) -> str | None:
+    """``split`` or PyTerrier's ``variant`` (the same thing); both, if different, is an error."""
+    if split is not None and variant is not None and split != variant:
+        raise ValueError(f"split={split!r} and variant={variant!r} differ; give one of them")
+    return split if split is not None else variant
+
+
+class _BeirTextLoader(pt.Transformer):
+    """Adds a :class:`BeirFolder`'s document fields to a frame by ``docno`` (see :meth:`BeirFolder.text_loader`)."""
+
+    def __init__(self, folder: BeirFolder, fields: tuple[str, ...]) -> None:
+        self.folder = folder
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return f"{self.folder!r}.text_loader({list(self.fields)!r})"
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        """The input frame with the fields added (replacing columns of the same names), rows unchanged.
+
+        Raises:
+            KeyError: a docno that the folder does not hold, named.
+        """
+        pta.validate.columns(inp, includes=["docno"])
+        docs = self.folder.docs.set_index("docno")
+        unknown = ~inp["docno"].isin(docs.index)
+        if unknown.any():
+            raise KeyError(f"docno {inp['docno'][unknown].iloc[0]!r} is not in {self.folder.path} "
+                           f"({int(unknown.sum())} unknown docnos); the frame comes from another corpus?")
+        out = inp.copy()
+        for field in self.fields:
+            out[field] = docs.loc[inp["docno"], field].to_numpy() if len(inp) else pd.Series(dtype=object)
+        return out
 
 
 def pairs_from_beir_dir(path: str | os.PathLike, *, lang: str = "en", split: str = "train",
