@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for the README's two commands; it sets up its own environment.
 #   bash scripts/run.sh main [options]   # the main job: a real experiment on local data + offline model
-#   bash scripts/run.sh test [pytest options]
+#   bash scripts/run.sh test [pytest options]   # e.g. -m "not slow" for the fast loop
 # Creates .venv (override with PYTERRIER_HYBRID_VENV) on first use: torch==2.13.0 first
 # (the CPU build served here), then this package with its [dev] extra.
 set -euo pipefail
@@ -34,6 +34,8 @@ cmd="${1:-}"
 shift || true
 case "$cmd" in
   main) exec python examples/main_job.py "$@" ;;
-  test) exec python -m pytest "$@" ;;
+  # Two pytest-xdist workers, one test file each at a time (module fixtures stay per file; tests/conftest.py
+  # gives each worker one torch thread). PYTERRIER_HYBRID_TEST_WORKERS=0 runs in this one process.
+  test) exec python -m pytest -n "${PYTERRIER_HYBRID_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
   *) echo "usage: bash scripts/run.sh {main|test} [args...]" >&2; exit 2 ;;
 esac
