@@ -86,10 +86,9 @@ def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation (int8 weights, per-batch int8 activations) of the linear layers.
 
     The FFN output projections stay float32: their inputs are GELU outputs with a long-tailed range that one
-    per-tensor int8 scale represents poorly. With multilingual-e5-small, cosine to float32 on 100 XQuAD-R sentences
-    is 0.977 (min 0.954) with every linear layer quantised and 0.995 (min 0.993) with these kept; on 2,000
-    sentences (benchmarks/encode.py) mean 0.995, min 0.988. ``"bf16"`` is closer (min 0.99995) where the CPU has
-    native bfloat16.
+    per-tensor int8 scale represents poorly, and quantising them costs most of the cosine to float32 (measured in
+    ``benchmarks/encode.py``; the figures are in the README). ``"bf16"`` stays closer where the CPU has native
+    bfloat16.
     """
     import warnings
 
@@ -514,8 +513,32 @@ class BiEncoder(pyterrier_dr.BiEncoder):
 
     # ------------------------------------------------------------------------------------------- transformers
     # pyterrier_dr's transformers, with every text checked and every vector / score checked, naming qid / docno.
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        """The encoder as a transformer: encode queries, encode documents, or score a result frame.
+
+        The columns decide: ``query`` without document columns is a query frame (:meth:`query_encoder`), the text
+        column (or ``doc_vec``) without query columns a document frame (:meth:`doc_encoder`), and both with
+        ``docno`` a result frame (:meth:`text_scorer`). Both without ``docno`` is refused: pyterrier-dr would
+        score each query against its own ``text`` as if that were a document, which is what a topics frame that
+        still carries a ``text`` column (e.g. ``get_topics()`` of some datasets) would silently get.
+
+        Raises:
+            ValueError: the frame has query and document columns but no ``docno``.
+        """
+        query = next((c for c in ("query", "query_vec") if c in inp.columns), None)
+        doc = next((c for c in (self.text_field, "doc_vec") if c in inp.columns), None)
+        if query and doc and "docno" not in inp.columns:
+            raise ValueError(f"{self!r} got a frame with {query!r} and {doc!r} but no 'docno', so it cannot tell "
+                             "queries to encode from (query, document) rows to score: use .query_encoder() to encode "
+                             f"the queries (it ignores {doc!r}), or add 'docno' to score the rows")
+        return super().transform(inp)
+
     def query_encoder(self, verbose: bool | None = None, batch_size: int | None = None) -> pt.Transformer:
-        """Adds ``query_vec`` to a frame with ``query`` (and usually ``qid``); each distinct query encoded once."""
+        """Adds ``query_vec`` to a frame with ``query`` (and usually ``qid``); each distinct query encoded once.
+
+        Only ``query`` is encoded: a ``text`` column (of a result frame, or of topics that still carry one) is kept
+        as it is and never encoded.
+        """
         return _QueryEncoder(self, verbose=verbose, batch_size=batch_size)
 
     def doc_encoder(self, verbose: bool | None = None, batch_size: int | None = None) -> pt.Transformer:
@@ -524,7 +547,10 @@ class BiEncoder(pyterrier_dr.BiEncoder):
 
     def text_scorer(self, verbose: bool | None = None, batch_size: int | None = None,
                     sim_fn: Any = None) -> pt.Transformer:
-        """Scores ``qid, query, docno, text`` rows (or ones with ``query_vec`` / ``doc_vec``) by inner product."""
+        """Scores ``qid, query, docno, text`` rows (or ones with ``query_vec`` / ``doc_vec``) by inner product.
+
+        A frame without ``docno`` is refused (a topics frame with a ``text`` column is not a result frame).
+        """
         return _Scorer(self, verbose=verbose, batch_size=batch_size, sim_fn=sim_fn)
 
     # ------------------------------------------------------------------------------------------- indexes
@@ -600,7 +626,11 @@ class _Scorer(pyterrier_dr.BiScorer):
     """pyterrier_dr's scorer; given vectors are checked finite and so are the scores."""
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        """Score (and rank) every row."""
+        """Score (and rank) every row of a result frame (``docno`` and query and document texts or vectors)."""
+        with pta.validate.any(inp) as v:  # docno in every mode: rows without one are not (query, document) pairs
+            for query in ("query_vec", "query"):
+                for doc in ("doc_vec", self.text_field):
+                    v.columns(includes=[query, "docno", doc])
         for column, id_column in (("query_vec", "qid"), ("doc_vec", "docno")):
             if column in inp.columns and len(inp):
                 _stack(inp, column, id_column)

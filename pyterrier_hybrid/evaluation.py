@@ -60,8 +60,8 @@ DEFAULT_MEASURES: tuple[ir_measures.Measure, ...] = (
     ir_measures.AP, ir_measures.nDCG @ 10, ir_measures.R @ 10, ir_measures.RR,
 )
 # PEER at the run depth: with a small cutoff a strongly same-language top list holds one language only,
-# which PEER's Kruskal-Wallis test cannot compare (fewer than 2 groups -> p = 1, "fair"); measured on
-# XQuAD-R with e5-small, PEER@20 ranked base above base + LIR although LIR halved the rank distance.
+# which PEER's Kruskal-Wallis test cannot compare (fewer than 2 groups -> p = 1, "fair"), so a shallow PEER
+# can rank a more biased model as the fairer one.
 DEFAULT_BIAS_MEASURES: tuple[str, ...] = ("RankDistance", "SameLangPref", "PEER@1000")
 ALL_QLANGS = "all"  # qlang of the pooled row over all question languages
 

@@ -936,6 +936,10 @@ class HybridSentenceTransformerTrainer(SentenceTransformerTrainer):
                     )
         return loss
 
+    # Why an override and not sentence-transformers' extension point (``batch_sampler=<callable>`` in the
+    # training arguments): the callable would live in the arguments, which HF pickles into every checkpoint
+    # (training_args.bin) and serialises into the model card; a closure over the pairs and the world size
+    # pickles with neither, and resuming would depend on it. This class is needed anyway for training_step.
     def get_batch_sampler(self, dataset, batch_size, drop_last, valid_label_columns=None, generator=None, seed=0):
         """The hybrid sampler for the training set; the default sampler for evaluation sets."""
         if dataset is self.train_dataset:
