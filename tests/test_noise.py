@@ -12,8 +12,8 @@ import regex
 from icu4py.breakers import WordBreaker
 from icu4py.locale import Locale
 
-from pyterrier_hybrid.languages import XQUAD_R_LANGS
 from pyterrier_hybrid.datasets.noisy import preview
+from pyterrier_hybrid.languages import XQUAD_R_LANGS
 from pyterrier_hybrid.noise import NOISE_MODELS, SCRIPT_PRESERVING, perturb
 from pyterrier_hybrid.noise.keyboards import LAYOUTS, homophones, near_keys, neighbours
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
 # Reduced e5 tokenizers already written in this process, by number of pieces: {pieces: {file name: bytes}}.
 _TOKENIZER_FILES: dict[int | None, dict[str, bytes]] = {}
 
@@ -25,15 +24,18 @@ def _e5_tokenizer_files(pieces: int | None) -> dict[str, bytes]:
     """
     if pieces is not None and (isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 0):
         raise ValueError(f"pieces must be an int >= 0 or None, got {pieces!r}")
-    if pieces not in _TOKENIZER_FILES:
-        import json
+    if None not in _TOKENIZER_FILES:
         import tempfile
 
         from ..models import save_e5_tokenizer
 
         with tempfile.TemporaryDirectory() as tmp:
             out = save_e5_tokenizer(tmp)
-            files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+            _TOKENIZER_FILES[None] = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    if pieces not in _TOKENIZER_FILES:
+        import json
+
+        files = dict(_TOKENIZER_FILES[None])
         if pieces is not None:
             spec = json.loads(files["tokenizer.json"])
             vocab = spec["model"]["vocab"]
@@ -82,11 +84,11 @@ def tiny_sentence_transformer(
         max_seq_length: truncation length.
         model_card: also write sentence-transformers' README.md model card.
     """
+    import tempfile
+
     import torch
     from sentence_transformers import SentenceTransformer, models
     from transformers import AutoTokenizer, BertConfig, BertModel
-
-    import tempfile
 
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:  # the plain HF model the sentence-transformer is built from
