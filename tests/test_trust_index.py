@@ -223,7 +223,7 @@ def merge_same_shard_twice(ctx) -> Any:
 
 
 def materialise_into_foreign(ctx) -> Any:
-    from pyterrier_hybrid.models import _DIR_NAME, materialise_e5_small
+    from pyterrier_hybrid.offline.e5_small import _DIR_NAME, materialise_e5_small
 
     parent = ctx.fresh()
     (parent / _DIR_NAME).mkdir(parents=True)
