@@ -42,8 +42,6 @@ and the final models in ``models/``.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 from pyterrier_hybrid.curves import (
@@ -59,9 +57,7 @@ from pyterrier_hybrid.curves import (
     plan_budget_curve,
 )
 from pyterrier_hybrid.noise import NOISE_MODELS as ALL_NOISE_MODELS
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_protocol_arguments, evaluation_sample, preset_list, seed_list, set_threads  # noqa: E402
+from pyterrier_hybrid.study import add_protocol_arguments, evaluation_sample, preset_list, seed_list, set_threads
 
 FULL_CPU_COMMAND = (
     "flock /tmp/heavy.lock nice -n 5 .venv/bin/python examples/budget_curve.py "

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -61,9 +60,13 @@ import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 from pyterrier_hybrid._io import atomic_path
 from pyterrier_hybrid.datasets.beir import BeirFolder, is_beir_folder, lareqa_dir_to_beir
 from pyterrier_hybrid.plots import atomic_write_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_protocol_arguments, evaluation_sample, finish_protocol_arguments, report, set_threads  # noqa: E402
+from pyterrier_hybrid.study import (
+    add_protocol_arguments,
+    evaluation_sample,
+    finish_protocol_arguments,
+    report,
+    set_threads,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPUS = HERE / "data" / "legal_qa_lareqa"

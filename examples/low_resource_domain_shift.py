@@ -28,13 +28,9 @@ Writes to ``--out`` (default ``outputs/low_resource_domain_shift``): ``summary.m
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import parse_protocol_args, run_group_example  # noqa: E402
+from pyterrier_hybrid.study import parse_protocol_args, run_group_example
 
 LOW_RESOURCE = ("hi", "vi", "ar")
 GROUPS = {

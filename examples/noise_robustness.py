@@ -22,7 +22,6 @@ the weights, so a rerun or texts encoded before are read back); each trained pre
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -39,10 +38,8 @@ from pyterrier_hybrid.models import DEFAULT_MODEL
 from pyterrier_hybrid.noise import NOISE_LEVELS, NOISE_MODELS
 from pyterrier_hybrid.plots import atomic_write_text
 from pyterrier_hybrid.protocol import Budget, train_preset
+from pyterrier_hybrid.study import add_budget_arguments, budget_from_args, preset_list
 from pyterrier_hybrid.training import pairs_from_benchmark
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import add_budget_arguments, budget_from_args, preset_list  # noqa: E402
 
 SETTINGS = ("xquad-r/en-de", "xquad-r/ar-en", "xquad-r/hi")
 METRICS = ["map", "recip_rank", "ndcg_cut_10"]

@@ -24,14 +24,10 @@ Writes ``<out>/<direction>/summary.md`` (the table, with its budget), ``summary.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 from pyterrier_hybrid.protocol import PAPER_PRESETS
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import parse_protocol_args, report, run_example_protocol  # noqa: E402
+from pyterrier_hybrid.study import parse_protocol_args, report, run_example_protocol
 
 DIRECTIONS = {"mlqa-xquad": ("mlqa-r", "xquad-r"), "xquad-mlqa": ("xquad-r", "mlqa-r")}
 

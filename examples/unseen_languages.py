@@ -24,14 +24,10 @@ Writes to ``--out`` (default ``outputs/unseen_languages``): ``summary.md``/``.cs
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 from pyterrier_hybrid.languages import MLQA_R_LANGS, XQUAD_R_LANGS
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_common.py, also when loaded by path
-from _common import parse_protocol_args, run_group_example  # noqa: E402
+from pyterrier_hybrid.study import parse_protocol_args, run_group_example
 
 SEEN = tuple(lang for lang in XQUAD_R_LANGS if lang in MLQA_R_LANGS)
 UNSEEN = tuple(lang for lang in XQUAD_R_LANGS if lang not in MLQA_R_LANGS)  # el, ru, th, tr

@@ -1,4 +1,7 @@
-"""Reports of LAReQA grids: heatmaps, delta heatmaps, markdown/CSV tables, paired t-tests per setting.
+"""Reports of LAReQA grids and protocol runs: heatmaps, tables, paired t-tests, per-language bars.
+
+Grids get heatmaps, delta heatmaps, markdown/CSV tables and paired t-tests per setting; a protocol run gets
+its summary bars (:func:`protocol_bars`) and per-language tables and bars (:func:`write_per_language`).
 
 Example::
 
@@ -12,15 +15,20 @@ Example::
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ._io import atomic_path, atomic_write_text
 from .evaluation import markdown_grid
+
+if TYPE_CHECKING:
+    from .protocol import ProtocolResult
 
 __all__ = [
     "atomic_write_text",
@@ -29,8 +37,12 @@ __all__ = [
     "heatmap",
     "markdown_grid",
     "paired_ttests",
+    "per_language",
+    "per_language_markdown",
+    "plot_per_language",
     "protocol_bars",
     "save_report",
+    "write_per_language",
 ]
 
 
@@ -293,3 +305,121 @@ def protocol_bars(table: pd.DataFrame, *, path: str | os.PathLike | None = None,
     if path is not None:
         _save_figure(fig, path, dpi)
     return fig
+
+
+# ------------------------------------------------------------------------------------ per-language reports
+def per_language(result: ProtocolResult, measure: str = "AP") -> pd.DataFrame:
+    """Per preset and language: the monolingual value and the pooled value of that language's questions.
+
+    The monolingual value is the grid's diagonal; both are means over the preset's seeds.
+
+    Returns:
+        Columns ``preset``, ``lang``, ``mono``, ``pooled`` (presets in run order, languages in grid order).
+    """
+    per_run = []
+    for (preset, _seed), grid in result.grids.items():
+        matrix = grid.matrix(measure)
+        diagonal = pd.Series({lang: matrix.loc[lang, lang] for lang in matrix.index if lang in matrix.columns})
+        pooled = grid.pooled_by_qlang()
+        pooled = pooled[measure] if measure in pooled.columns else pd.Series(dtype=float)
+        frame = pd.DataFrame({"mono": diagonal, "pooled": pooled.reindex(diagonal.index)})
+        per_run.append(frame.rename_axis("lang").reset_index().assign(preset=preset))
+    if not per_run:
+        return pd.DataFrame(columns=["preset", "lang", "mono", "pooled"])
+    runs = pd.concat(per_run, ignore_index=True)
+    return runs.groupby(["preset", "lang"], sort=False)[["mono", "pooled"]].mean().reset_index()
+
+
+def per_language_markdown(frame: pd.DataFrame, highlight: Iterable[str], *, label: str,
+                          others: str, digits: int = 3) -> str:
+    """Two markdown tables (monolingual AP, pooled AP per question language), languages x presets.
+
+    The ``highlight`` languages are marked with ``label``; two closing rows give the means of both language groups.
+    """
+    highlight = set(highlight)
+    blocks = []
+    for column, heading in (("mono", "Monolingual AP (question and candidates in the language)"),
+                            ("pooled", "Pooled AP of the language's questions (candidates in every language)")):
+        wide = frame.pivot(index="lang", columns="preset", values=column)
+        wide = wide.reindex(index=list(dict.fromkeys(frame["lang"])), columns=list(dict.fromkeys(frame["preset"])))
+        if wide.isna().all().all():
+            continue
+        lines = [f"{heading}:", "", "| language | group | " + " | ".join(wide.columns) + " |",
+                 "|" + "---|" * (len(wide.columns) + 2)]
+
+        def row(name: str, group: str, values: pd.Series) -> str:
+            cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in values]
+            return f"| {name} | {group} | " + " | ".join(cells) + " |"
+
+        for lang, values in wide.iterrows():
+            lines.append(row(str(lang), label if lang in highlight else others, values))
+        for group, langs in ((others, [x for x in wide.index if x not in highlight]),
+                             (label, [x for x in wide.index if x in highlight])):
+            if langs:
+                lines.append(row(f"**mean {group}**", group, wide.loc[langs].mean()))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def plot_per_language(frame: pd.DataFrame, highlight: Iterable[str], *, path: str | os.PathLike, title: str, label: str,
+                      dpi: int = 120) -> Any:
+    """Grouped bars per language (one bar per preset): monolingual AP and pooled AP per question language.
+
+    The ``highlight`` languages are shaded and their tick labels coloured (named ``label`` in the legend).
+
+    Returns:
+        The matplotlib figure (also written to ``path``, atomically).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    highlight = set(highlight)
+    langs = list(dict.fromkeys(frame["lang"]))
+    langs = [x for x in langs if x not in highlight] + [x for x in langs if x in highlight]
+    presets = list(dict.fromkeys(frame["preset"]))
+    panels = [c for c in ("mono", "pooled") if frame[c].notna().any()]
+    fig = Figure(figsize=(2.5 + 0.22 * len(langs) * max(len(presets), 2), 3.4 * len(panels)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True))
+    x = np.arange(len(langs))
+    width = 0.8 / len(presets)
+    names = {"mono": "monolingual AP", "pooled": "pooled AP (question language)"}
+    for ax, column in zip(axes, panels):
+        wide = frame.pivot(index="lang", columns="preset", values=column).reindex(index=langs, columns=presets)
+        for i, lang in enumerate(langs):
+            if lang in highlight:
+                ax.axvspan(i - 0.5, i + 0.5, color="tab:red", alpha=0.08, lw=0)
+        for j, preset in enumerate(presets):
+            ax.bar(x + (j - (len(presets) - 1) / 2) * width, wide[preset].to_numpy(dtype=float), width, label=preset)
+        ax.set_ylabel(names[column])
+        top = np.nanmax(wide.to_numpy(dtype=float)) if wide.notna().any().any() else 1.0
+        ax.set_ylim(0, min(1.0, 1.15 * top) if math.isfinite(top) and top > 0 else 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(x, langs)
+    for tick, lang in zip(axes[-1].get_xticklabels(), langs):
+        if lang in highlight:
+            tick.set_color("tab:red")
+            tick.set_fontweight("bold")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Patch(color="tab:red", alpha=0.15))
+    labels.append(label)
+    axes[0].legend(handles, labels, fontsize="small", ncols=min(len(labels), 6), loc="upper left")
+    fig.suptitle(_wrap_title(title, _TITLE_WIDTH * fig.get_figwidth(), "medium"), fontsize="medium")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return fig
+
+
+def write_per_language(result: ProtocolResult, out: str | os.PathLike, highlight: Iterable[str], *, label: str,
+                       others: str, title: str) -> str:
+    """Per-language tables and plot of a protocol run; returns the markdown.
+
+    Writes ``per_language.csv``, ``per_language.md`` and ``plots/per_language.png`` in ``out``.
+    """
+    highlight, out = list(highlight), Path(out)
+    frame = per_language(result)
+    frame = frame.assign(group=[label if lang in highlight else others for lang in frame["lang"]])
+    atomic_write_text(out / "per_language.csv", frame.to_csv(index=False))
+    markdown = per_language_markdown(frame, highlight, label=label, others=others)
+    atomic_write_text(out / "per_language.md", markdown)
+    plot_per_language(frame, highlight, path=out / "plots" / "per_language.png", title=title, label=label)
+    return markdown

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pyterrier_hybrid"
 
 # Top to bottom. A module's layer is that of its longest matching prefix (dotted, below the package).
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "_plugin", "cli", "cli_tools", "protocol", "curves", "plots", "sharding"),  # entry points, studies
+    ("__init__", "_plugin", "cli", "cli_tools", "study", "protocol", "curves", "plots", "sharding"),  # entry, studies
     ("training", "evaluation"),  # fit a model; evaluate a grid
     ("encoding", "index", "ann", "bm25", "fusion", "lir", "measures", "named_measures", "_trec"),  # retrieval, measures
     ("datasets",),  # entries, readers, pairs, noisy queries
