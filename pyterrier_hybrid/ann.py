@@ -153,7 +153,7 @@ class LanguagePartitions:
         files: dict[str, dict[str, Any]] = {}
         try:
             with atomic_dir(folder, what="approximate-search index") as tmp:
-                for number, (lang, (start, stop)) in enumerate(self.index.manifest["langs"].items()):
+                for number, (lang, (start, stop)) in enumerate(self.index._blocks().items()):
                     sub, kind = self._build_one(vecs[start:stop], dim, m)
                     name = f"{number:04d}.faiss"  # not the language code: that comes from the data
                     faiss.write_index(sub, str(tmp / name))

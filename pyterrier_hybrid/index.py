@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import io
 import json
+import numbers
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -102,6 +103,66 @@ def _owned(path: Path) -> bool:
     return isinstance(meta, dict) and meta.get("type") == ARTIFACT_TYPE and meta.get("format") in _FORMATS
 
 
+def _as_encoder(encoder: Any, where: str, needs: tuple[str, ...] = ("manifest",)) -> Any:
+    """``encoder`` as a :class:`~pyterrier_hybrid.encoding.BiEncoder`: one as is, a model name or path loaded.
+
+    ``needs``: the methods the caller uses; an object that has them (and a ``manifest``) is taken as it is.
+    """
+    if isinstance(encoder, (str, os.PathLike)):
+        from .encoding import BiEncoder
+
+        return BiEncoder(encoder)
+    if all(callable(getattr(encoder, name, None)) for name in ("manifest", *needs)):
+        return encoder
+    kind = type(encoder)
+    hint = (" (a SentenceTransformer object: save it with .save(folder) and pass the folder)"
+            if kind.__name__ == "SentenceTransformer" else "")
+    raise TypeError(f"{where} takes a pyterrier_hybrid BiEncoder or a model name or path (e.g. a SentenceTransformer "
+                    f"folder), not {kind.__module__}.{kind.__name__}{hint}; wrap the model with "
+                    f"pyterrier_hybrid.BiEncoder(model_name_or_path)")
+
+
+def _flex_meta(source: Path) -> dict[str, Any]:
+    """``pt_meta.json`` of a pyterrier-dr FlexIndex folder, checked (its type, format, count and dimension)."""
+    try:
+        meta = json.loads((source / PT_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{source} is not a FlexIndex folder ({PT_META}: {' '.join(str(e).split())}); "
+                         "give the folder of a pyterrier_dr.FlexIndex") from None
+    if not isinstance(meta, dict) or (meta.get("type"), meta.get("format")) != ("dense_index", "flex"):
+        found = (meta.get("type"), meta.get("format")) if isinstance(meta, dict) else (None, None)
+        raise ValueError(f"{source} holds a {found[0]!r}.{found[1]!r} artifact, not a pyterrier-dr FlexIndex "
+                         "('dense_index'.'flex'); open a DenseIndex folder with DenseIndex(path)")
+    count, dim = meta.get("doc_count"), meta.get("vec_size")
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (count, dim)) and count >= 0 and dim >= 1
+    if not ok:
+        raise ValueError(f"{source / PT_META} gives doc_count {count!r} and vec_size {dim!r}; the FlexIndex is corrupt")
+    vecs = source / "vecs.f4"
+    if count and (not vecs.is_file() or vecs.stat().st_size != count * dim * 4):
+        raise ValueError(f"{vecs} is missing or not {count} vectors of dimension {dim}; the FlexIndex is incomplete")
+    return meta
+
+
+def _lang_function(langs: Callable[[str], str | None] | Mapping[str, str] | None) -> Callable[[str], str | None]:
+    """The language of a docno for :meth:`DenseIndex.adopt` (None: the docno has none)."""
+    if langs is None:
+        return _lang_of_docno
+    if isinstance(langs, Mapping):
+        return lambda docno: langs.get(docno)
+    if callable(langs):
+        return langs
+    raise TypeError(f"langs must be a function docno -> language, a mapping docno -> language or None, not "
+                    f"{type(langs).__name__}")
+
+
+def _lang_of_docno(docno: str) -> str | None:
+    """A docno's language by :func:`~pyterrier_hybrid.lang_of_id`; None when it has none (no prefix or registry)."""
+    try:
+        return lang_of_id(docno)
+    except ValueError:
+        return None
+
+
 def _check_target(path: Path, overwrite: bool) -> None:
     """Raise before any work unless a dense index may be written at ``path``."""
     if not isinstance(overwrite, bool):
@@ -154,10 +215,10 @@ class DenseIndex(pta.Artifact):
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """The manifest: ``encoder`` (the encoder's manifest), ``count``, ``dim``, ``langs`` ({lang: [start, stop]},
-        or None for an index without languages).
+        """The manifest: ``encoder`` (the encoder's manifest), ``count``, ``dim``, ``langs``.
 
-        Read and checked against the index files on first use (:class:`CorruptIndexError`).
+        ``langs`` is ``{lang: [start, stop]}``, or None for an index without languages. Read and checked against
+        the index files on first use (:class:`CorruptIndexError`).
         """
         if self._manifest is None:
             self._require_built()
@@ -244,8 +305,10 @@ class DenseIndex(pta.Artifact):
 
     @property
     def flex(self) -> FlexIndex:
-        """A :class:`pyterrier_dr.FlexIndex` over this index's vectors and docnos: every pyterrier-dr retriever
-        (``index.flex.np_retriever()``, ``faiss_hnsw_retriever()`` ...) works on it."""
+        """A :class:`pyterrier_dr.FlexIndex` over this index's vectors and docnos.
+
+        Every pyterrier-dr retriever (``index.flex.np_retriever()``, ``faiss_hnsw_retriever()`` ...) works on it.
+        """
         if self._flex is None:
             from pyterrier_dr import FlexIndex  # here: importing pyterrier_dr loads torch and transformers
 
@@ -401,7 +464,7 @@ class DenseIndex(pta.Artifact):
             drop_query_vec: Drop ``query_vec`` from the output.
         """
         if encoder is not None:
-            encoder = _as_encoder(encoder, "DenseIndex.retriever")
+            encoder = _as_encoder(encoder, "DenseIndex.retriever", ("query_encoder",))
         retr = DenseRetriever(self, langs=langs, num_results=num_results, method=method, neighbours=neighbours,
                               ef_construction=ef_construction, ef_search=ef_search, n_list=n_list,
                               n_probe=n_probe, pq_m=pq_m, refine=refine, drop_query_vec=drop_query_vec)
@@ -441,8 +504,8 @@ class DenseIndex(pta.Artifact):
         meta = _flex_meta(source)
         dim, count = meta["vec_size"], meta["doc_count"]
         out = cls(path, verbose=verbose)
-        if out.path.resolve() == source.resolve():
-            raise ValueError(f"adopt writes a new folder and never changes {source}; give another path")
+        if source.resolve() in (out.path.resolve(), *out.path.resolve().parents):
+            raise ValueError(f"adopt writes a new folder and never writes into {source}; give a path outside it")
         if encoder is not None:
             manifest = _as_encoder(encoder, "DenseIndex.adopt").manifest()
             if manifest.get("dim") != dim:
@@ -548,16 +611,21 @@ class _Writer:
         self.folder = folder
         self.encoder_manifest = dict(encoder_manifest)
         self.dim = check_int(self.encoder_manifest.get("dim"), "the encoder manifest's dim")
-        self.parts: dict[str, tuple[BinaryIO, list[str]]] = {}
+        self.parts: dict[str | None, tuple[BinaryIO, list[str]]] = {}
         self.seen: set[str] = set()
+        self.langs = _LangPresence()
         (folder / "parts").mkdir()
 
     def claim(self, docnos: list[str], *, where: str = "") -> None:
         """Record ``docnos`` as indexed; raise if one was seen before (call before encoding their texts)."""
         _claim(self.seen, docnos, where=where)
 
-    def add(self, docnos: list[str], langs: list[str], vecs: np.ndarray, *, hint: str) -> None:
-        """Append claimed documents and their vectors (``hint``: the likely cause of non-finite vectors)."""
+    def add(self, docnos: list[str], langs: list[str | None], vecs: np.ndarray, *, hint: str) -> None:
+        """Append claimed documents and their vectors (``hint``: the likely cause of non-finite vectors).
+
+        ``langs``: each document's language, or None for all of them (an index without languages).
+        """
+        self.langs.update(docnos, langs)
         vecs = np.asarray(vecs, dtype=np.float32)
         if vecs.shape != (len(docnos), self.dim):
             raise ValueError(f"document vectors have shape {vecs.shape}; expected ({len(docnos)}, {self.dim}) "
@@ -583,8 +651,9 @@ class _Writer:
         from npids import Lookup
 
         self.close()
-        ranges, start = {}, 0
-        order = sorted(self.parts)
+        ranges: dict[str | None, list[int]] = {}
+        start = 0
+        order = sorted(self.parts, key=lambda lang: lang or "")  # one None key in an index without languages
         with open(self.folder / "vecs.f4", "wb") as out:
             for lang in order:
                 f, names = self.parts[lang]
@@ -599,11 +668,35 @@ class _Writer:
                     for docno in self.parts[lang][1]:
                         builder.add(docno)
         shutil.rmtree(self.folder / "parts")
-        (self.folder / "pt_meta.json").write_text(json.dumps(
-            {"type": "dense_index", "format": "flex", "vec_size": self.dim, "doc_count": start}), encoding="utf-8")
+        (self.folder / PT_META).write_text(json.dumps(
+            {"type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "package_hint": ARTIFACT_PACKAGE_HINT,
+             "vec_size": self.dim, "doc_count": start}), encoding="utf-8")
         (self.folder / MANIFEST).write_text(json.dumps({
             "format": FORMAT, "encoder": self.encoder_manifest, "count": start, "dim": self.dim,
-            "metric": "inner_product", "langs": ranges}, indent=2) + "\n", encoding="utf-8")
+            "metric": "inner_product", "langs": None if self.langs.without else ranges}, indent=2) + "\n",
+            encoding="utf-8")
+
+
+class _LangPresence:
+    """Checks that either every document has a language or none has (``without``: none has)."""
+
+    def __init__(self) -> None:
+        self.with_lang: str | None = None  # a docno that has a language
+        self.without_lang: str | None = None  # a docno that has none
+
+    @property
+    def without(self) -> bool:
+        return self.without_lang is not None
+
+    def update(self, docnos: Sequence[str], langs: Sequence[str | None]) -> None:
+        if self.with_lang is None:
+            self.with_lang = next((d for d, lang in zip(docnos, langs) if lang is not None), None)
+        if self.without_lang is None:
+            self.without_lang = next((d for d, lang in zip(docnos, langs) if lang is None), None)
+        if self.with_lang is not None and self.without_lang is not None:
+            raise ValueError(f"docno {self.without_lang!r} has no language (no 'lang' field, no '<lang>_' prefix, "
+                             f"none registered) but docno {self.with_lang!r} has one; give every document a language "
+                             "(a 'lang' column, or pyterrier_hybrid.languages.register_languages) or none")
 
 
 def _fix_npids_prefix(builder: Any) -> None:
@@ -639,9 +732,7 @@ class DenseIndexer(pt.Indexer):
     """Encodes documents and writes a :class:`DenseIndex` (use :meth:`DenseIndex.indexer`)."""
 
     def __init__(self, index: DenseIndex, encoder: Any, *, overwrite: bool = False, chunk_size: int = 4096):
-        if not hasattr(encoder, "manifest"):
-            raise TypeError(f"encoder must be a BiEncoder (something with manifest() and encode_docs()), not "
-                            f"{type(encoder).__name__}")
+        encoder = _as_encoder(encoder, "DenseIndex.indexer", ("encode_docs",))
         self._index = index
         self.encoder = encoder
         self.chunk_size = check_int(chunk_size, "chunk_size")
@@ -657,8 +748,10 @@ class DenseIndexer(pt.Indexer):
     def index(self, inp: pd.DataFrame | Iterable[dict[str, Any]]) -> DenseIndex:
         """Index documents: a frame or iterable of dicts with ``docno`` and ``text`` (or ``doc_vec``).
 
-        The language of each document is its ``lang`` field, else the prefix of its docno
-        (:func:`pyterrier_hybrid.lang_of_id`). Docnos must be unique non-empty strings and texts strings
+        The language of each document is its ``lang`` field, else the language of its docno
+        (:func:`pyterrier_hybrid.lang_of_id`: a registered language or a ``<lang>_`` prefix). When no document has
+        one, the index is written without languages (searched without a language filter); documents with and
+        without a language in one corpus are refused. Docnos must be unique non-empty strings and texts strings
         (see :mod:`pyterrier_hybrid._checks`); a frame is checked whole before any text is encoded, an iterable
         chunk by chunk. Nothing is written to ``path`` unless every document was indexed.
 
@@ -674,9 +767,11 @@ class DenseIndexer(pt.Indexer):
         if isinstance(inp, pd.DataFrame):
             _check_columns(inp)
             frame_seen: set[str] = set()
+            presence = _LangPresence()
             for offset, chunk in _chunks(inp, self.chunk_size):  # the whole frame, before any encoding
                 docnos = _check_chunk(chunk, offset)
                 _claim(frame_seen, docnos)
+                presence.update(docnos, _chunk_langs(chunk, docnos))
         path = self._index.path
         _check_target(path, self.overwrite)
         with _io.atomic_dir(path, overwrite=self.overwrite, owned=_owned, what="dense index") as folder:
@@ -728,22 +823,15 @@ def _check_chunk(chunk: pd.DataFrame, offset: int) -> list[str]:
     return docnos
 
 
-def _chunk_langs(chunk: pd.DataFrame, docnos: list[str]) -> list[str]:
-    """The language of each document: its ``lang`` field, else its docno's prefix."""
+def _chunk_langs(chunk: pd.DataFrame, docnos: list[str]) -> list[str | None]:
+    """The language of each document: its ``lang`` field, else its docno's (None: it has none)."""
     if "lang" in chunk.columns:
         langs = check_texts(chunk["lang"].tolist(), docnos, column="lang", id_name="docno")
         empty = next((d for d, lang in zip(docnos, langs) if not lang), None)
         if empty is not None:
             raise ValueError(f"'lang' of docno {empty!r} is an empty string; give every document a language code")
         return langs
-    langs = []
-    for docno in docnos:
-        try:
-            langs.append(lang_of_id(docno))
-        except ValueError:
-            raise ValueError(f"docno {docno!r} carries no language prefix (like 'en_0001'); add a 'lang' column "
-                             "to the input") from None
-    return langs
+    return [_lang_of_docno(docno) for docno in docnos]
 
 
 def _claim(seen: set[str], docnos: list[str], *, where: str = "") -> None:
@@ -828,6 +916,9 @@ class DenseRetriever(pt.Transformer):
             langs = list(langs)
             if not langs:
                 raise ValueError("langs is empty, which would search nothing; pass None to search all languages")
+        if langs is not None and not index.has_langs:
+            raise ValueError(f"{index.path} has no document languages, so it cannot filter by language: pass "
+                             "langs=None, or rebuild it with a 'lang' column (or registered languages)")
         if langs is not None:
             unknown = sorted((lang for lang in set(langs) - set(index.langs)), key=repr)
             if unknown:
@@ -840,6 +931,14 @@ class DenseRetriever(pt.Transformer):
 
     def __repr__(self) -> str:
         return f"{self.index!r}.retriever(langs={self.langs!r}, method={self.method!r}, k={self.num_results})"
+
+    def fuse_rank_cutoff(self, k: int) -> DenseRetriever | None:
+        """``self % k`` as one retriever with ``num_results=min(num_results, k)`` (PyTerrier's compile step)."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            return None  # leave an unusual cutoff (% 0) to RankCutoff itself
+        if k >= self.num_results:
+            return self
+        return pt.inspect.transformer_apply_attributes(self, num_results=int(k))  # type: ignore[return-value]
 
     def _params(self) -> tuple[Any, list]:
         """FAISS search parameters with the language selector; the list keeps the selector objects alive."""

@@ -295,6 +295,11 @@ def no_leftovers_and_built(path: Path, ctx) -> None:
     assert leftovers(path) == [] and sorted(DenseIndex(path).docnos()) == ["en_a", "en_b"]
 
 
+def no_langs(index: DenseIndex, ctx) -> None:
+    has_docnos("doc1", "doc2")(index, ctx)
+    assert DenseIndex(index.path).manifest["langs"] is None
+
+
 def langs_from_column(index: DenseIndex, ctx) -> None:
     has_docnos("doc1", "doc2")(index, ctx)
     assert DenseIndex(index.path).manifest["langs"] == {"../x": [0, 1], "en": [1, 2]}
@@ -340,8 +345,13 @@ CASES = [
     Case("DenseIndexer: docnos that share only the first byte of a UTF-8 character",
          lambda ctx: built_with(ctx, frame(["zh_文档", "zh_文本", "de_ü1", "de_ý2"])),
          check=has_docnos("zh_文档", "zh_文本", "de_ü1", "de_ý2")),
-    Case("DenseIndexer: a docno without language prefix and no lang column", refused_build(frame(["doc1"])),
-         ValueError, r"'doc1' carries no language prefix.*'lang' column"),
+    Case("DenseIndexer: docnos without language prefix and no lang column give an index without languages",
+         lambda ctx: built_with(ctx, frame(["doc1", "doc2"])), check=no_langs),
+    Case("DenseIndexer: a docno without language prefix among docnos with one",
+         refused_build(frame(["en_a", "doc1"])), ValueError, r"docno 'doc1' has no language .* 'en_a' has one"),
+    Case("DenseIndexer: a docno without language prefix in a later chunk of an iterable",
+         refused_build(iter_records(vec_frame(["en_a", "doc1"]).to_dict("records")), chunk_size=1), ValueError,
+         r"docno 'doc1' has no language"),
     Case("DenseIndexer: a lang is None", refused_build(frame(["a", "b"], lang=["en", None])), TextError,
          r"'lang' of docno 'b' is missing"),
     Case("DenseIndexer: a lang column overrides docno prefixes",
