@@ -63,7 +63,7 @@ import peer_measure
 from ir_measures import Metric, measures, providers
 from ir_measures.providers.base import Any as AnyParam
 
-from ._checks import NonFiniteError
+from ._checks import NonFiniteError, check_int
 from ._trec import binary_measure_values, peer_value, sorted_run
 from .languages import lang_of_id, register_languages
 
@@ -221,9 +221,15 @@ def peer(cutoff: int = 1000, *, langs: Iterable[str], weights: Mapping[int, floa
             holds one relevant candidate per question, so the relevant level's test is degenerate (a constant
             p-value, see the module docstring) and only the non-relevant level carries information.
         lang_mapping: explicit doc id → language; by default languages come from the id prefix.
+
+    Returns:
+        peer-measure's ``PEER`` measure with these parameters.
+
+    Raises:
+        ValueError: a cutoff that is not an int >= 1, weights that are not finite numbers >= 0 summing to 1,
+            or no languages.
     """
-    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)) or cutoff < 1:
-        raise ValueError(f"PEER cutoff must be a positive int (>= 1), got {cutoff!r}")
+    cutoff = check_int(cutoff, "PEER cutoff")
     weights = dict(weights) if weights is not None else {0: 1.0, 1: 0.0}
     if not all(isinstance(w, (int, float, np.number)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
                for w in weights.values()):
