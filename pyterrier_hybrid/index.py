@@ -249,7 +249,9 @@ class DenseIndex(pta.Artifact):
             raise self._corrupt(f"{file} gives dim {dim!r}, not an int >= 1")
         if not isinstance(m.get("encoder"), dict):
             raise self._corrupt(f"{file} has no encoder manifest")
-        if langs is not None:  # None: an index without languages
+        if "langs" not in m:
+            raise self._corrupt(f"{file} has no language ranges")
+        if langs is not None:  # null: an index without languages
             self._check_ranges(file, langs, count)
         vecs = self.path / "vecs.f4"
         if not vecs.is_file():
@@ -732,7 +734,7 @@ class DenseIndexer(pt.Indexer):
     """Encodes documents and writes a :class:`DenseIndex` (use :meth:`DenseIndex.indexer`)."""
 
     def __init__(self, index: DenseIndex, encoder: Any, *, overwrite: bool = False, chunk_size: int = 4096):
-        encoder = _as_encoder(encoder, "DenseIndex.indexer", ("encode_docs",))
+        encoder = _as_encoder(encoder, "DenseIndex.indexer")  # manifest only: doc_vec input needs no encoding
         self._index = index
         self.encoder = encoder
         self.chunk_size = check_int(chunk_size, "chunk_size")
