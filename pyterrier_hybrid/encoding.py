@@ -17,6 +17,7 @@ sentence-transformers multi-process pool, an encoder :meth:`~BiEncoder.manifest`
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -253,8 +254,10 @@ class BiEncoder(pyterrier_dr.BiEncoder):
 
     Args:
         model_name_or_path: A hub id (``"intfloat/multilingual-e5-small"``, ``"sentence-transformers/LaBSE"``,
-            ``"bert-base-multilingual-cased"``), a local model directory (e.g. one the trainer saved), or
-            :data:`~pyterrier_hybrid.models.DEFAULT_MODEL` (the offline multilingual-e5-small).
+            ``"bert-base-multilingual-cased"``), a local model directory (e.g. one the trainer saved),
+            :data:`~pyterrier_hybrid.models.DEFAULT_MODEL` (the offline multilingual-e5-small), or a loaded
+            ``SentenceTransformer`` (copied, so the options here never change the caller's model; it is named
+            in the manifest by the path its transformer was loaded from).
         pooling: ``None`` keeps the sentence-transformers model's own pooling (mean for a plain HF model);
             ``"cls"`` or ``"mean"`` replaces it.
         query_prompt: Text prepended to queries; ``None`` reads the ``query`` prompt of the sentence-transformers
@@ -279,7 +282,7 @@ class BiEncoder(pyterrier_dr.BiEncoder):
 
     def __init__(
         self,
-        model_name_or_path: str | os.PathLike = DEFAULT_MODEL,
+        model_name_or_path: str | os.PathLike | Any = DEFAULT_MODEL,
         *,
         pooling: Literal["cls", "mean"] | None = None,
         query_prompt: str | None = None,
@@ -318,7 +321,12 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         from sentence_transformers.base.modules import Normalize
         from sentence_transformers.sentence_transformer.modules import Pooling
 
-        self.model_name_or_path = os.fspath(model_name_or_path)
+        given = model_name_or_path if isinstance(model_name_or_path, SentenceTransformer) else None
+        if given is None and not isinstance(model_name_or_path, (str, os.PathLike)):
+            kind = type(model_name_or_path)
+            raise TypeError(f"model_name_or_path must be a hub id, a model folder or a SentenceTransformer, not "
+                            f"{kind.__module__}.{kind.__name__}")
+        self.model_name_or_path = _st_name(given) if given is not None else os.fspath(model_name_or_path)
         self.model_name = self.model_name_or_path  # pyterrier_dr's equality key
         self.device = torch.device(device or _default_device())
         if quantize == "int8" and self.device.type != "cpu":
@@ -329,8 +337,10 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         self.max_length = max_length
         self.quantize = quantize
 
-        path = resolve_model(self.model_name_or_path)
-        st = SentenceTransformer(path, device="cpu")
+        if given is not None:
+            st = copy.deepcopy(given).to("cpu")  # pooling, quantisation and device below change modules in place
+        else:
+            st = SentenceTransformer(resolve_model(self.model_name_or_path), device="cpu")
         modules = [m for m in st if not isinstance(m, Normalize)]  # normalisation is ours (the flag above)
         pools = [i for i, m in enumerate(modules) if isinstance(m, Pooling)]
         if pooling is not None:
@@ -569,6 +579,12 @@ class BiEncoder(pyterrier_dr.BiEncoder):
 
         index = index if isinstance(index, DenseIndex) else DenseIndex(index)
         return index.retriever(self, **kwargs)
+
+
+def _st_name(st: Any) -> str:
+    """The name a loaded SentenceTransformer is recorded under: the path its transformer was loaded from."""
+    config = getattr(getattr(st[0], "auto_model", None), "config", None) if len(st) else None
+    return str(getattr(config, "_name_or_path", "") or "SentenceTransformer")
 
 
 def _ids(inp: pd.DataFrame, column: str) -> list[Any] | None:

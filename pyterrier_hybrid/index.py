@@ -45,6 +45,7 @@ import json
 import numbers
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -104,21 +105,20 @@ def _owned(path: Path) -> bool:
 
 
 def _as_encoder(encoder: Any, where: str, needs: tuple[str, ...] = ("manifest",)) -> Any:
-    """``encoder`` as a :class:`~pyterrier_hybrid.encoding.BiEncoder`: one as is, a model name or path loaded.
+    """``encoder`` as a :class:`~pyterrier_hybrid.encoding.BiEncoder`: one as is; a model (path, name, object) wrapped.
 
     ``needs``: the methods the caller uses; an object that has them (and a ``manifest``) is taken as it is.
     """
-    if isinstance(encoder, (str, os.PathLike)):
+    st = sys.modules.get("sentence_transformers")  # loaded already if encoder is a SentenceTransformer
+    if isinstance(encoder, (str, os.PathLike)) or (st is not None and isinstance(encoder, st.SentenceTransformer)):
         from .encoding import BiEncoder
 
         return BiEncoder(encoder)
     if all(callable(getattr(encoder, name, None)) for name in ("manifest", *needs)):
         return encoder
     kind = type(encoder)
-    hint = (" (a SentenceTransformer object: save it with .save(folder) and pass the folder)"
-            if kind.__name__ == "SentenceTransformer" else "")
-    raise TypeError(f"{where} takes a pyterrier_hybrid BiEncoder or a model name or path (e.g. a SentenceTransformer "
-                    f"folder), not {kind.__module__}.{kind.__name__}{hint}; wrap the model with "
+    raise TypeError(f"{where} takes a pyterrier_hybrid BiEncoder, a SentenceTransformer or a model name or path, not "
+                    f"{kind.__module__}.{kind.__name__}; wrap the model with "
                     f"pyterrier_hybrid.BiEncoder(model_name_or_path)")
 
 
@@ -447,8 +447,8 @@ class DenseIndex(pta.Artifact):
         Args:
             encoder: If given, the result is ``encoder.query_encoder() >> retriever`` and the encoder is checked
                 against the index manifest first (:class:`EncoderMismatchError`): a
-                :class:`~pyterrier_hybrid.encoding.BiEncoder`, or a model name / path (a SentenceTransformer
-                folder) that is loaded as one. Without it, the input must already have ``query_vec``.
+                :class:`~pyterrier_hybrid.encoding.BiEncoder`, or a SentenceTransformer or model name / path that
+                is wrapped in one. Without it, the input must already have ``query_vec``.
             langs: Document languages to search (e.g. ``["de"]`` for the ``en-de`` setting); ``None``: all. An index
                 without languages refuses a filter.
             num_results: Results per query (an int >= 1).

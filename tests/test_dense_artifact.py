@@ -317,7 +317,7 @@ def test_foreign_encoder_is_a_clear_type_error(index, tmp_path, what):
     target = DenseIndex(tmp_path / "new") if what == "indexer" else index
     make = getattr(target, what)
     for foreign in (Foreign(), 3, [1, 2]):
-        with pytest.raises(TypeError, match="takes a pyterrier_hybrid BiEncoder or a model name or path") as info:
+        with pytest.raises(TypeError, match="BiEncoder, a SentenceTransformer or a model name or path") as info:
             make(foreign)
         assert "\n" not in str(info.value) and type(foreign).__name__ in str(info.value)
 
@@ -330,9 +330,19 @@ def test_pyterrier_dr_encoder_object(index, tiny_model_dir):
         index.retriever(e5)
 
 
-def test_model_path_is_loaded_as_a_biencoder(index, enc, tiny_model_dir):
-    by_path = index.retriever(str(tiny_model_dir))
-    pd.testing.assert_frame_equal(by_path(TOPICS), index.retriever(enc)(TOPICS))
+def test_model_path_or_sentence_transformer_is_wrapped_in_a_biencoder(index, enc, tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    expected = index.retriever(enc)(TOPICS)
+    pd.testing.assert_frame_equal(index.retriever(str(tiny_model_dir))(TOPICS), expected)
+    st = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    before = {k: v.clone() for k, v in st.state_dict().items()}
+    pd.testing.assert_frame_equal(index.retriever(st)(TOPICS), expected)  # same name and fingerprint as enc
+    BiEncoder(st, pooling="cls", quantize="bf16")  # options apply to a copy: the caller's model is unchanged
+    after = st.state_dict()
+    assert all(after[k].dtype == v.dtype and bool((after[k] == v).all()) for k, v in before.items())
+    with pytest.raises(TypeError, match="model_name_or_path must be a hub id, a model folder or a SentenceTransformer"):
+        BiEncoder(3)
 
 
 class Narrow(Foreign):
