@@ -57,9 +57,9 @@ from pathlib import Path
 import pandas as pd
 
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
-from pyterrier_hybrid._io import atomic_path
 from pyterrier_hybrid.datasets.beir import BeirFolder, is_beir_folder, lareqa_dir_to_beir
-from pyterrier_hybrid.plots import atomic_write_text
+from pyterrier_hybrid.plots import atomic_write_text, save_figure
+from pyterrier_hybrid.protocol import run_protocol
 from pyterrier_hybrid.study import (
     add_protocol_arguments,
     evaluation_sample,
@@ -180,63 +180,15 @@ def training_sets(args: argparse.Namespace, folder: BeirFolder) -> dict[str, tup
     return out
 
 
-def preset_for(preset: str, pairs: pd.DataFrame) -> str:
-    """``preset``, or ``mono`` when it needs cross-lingual batches and ``pairs`` has none (one language)."""
-    from pyterrier_hybrid.protocol import parse_preset
-
-    mode, alpha = parse_preset(preset)
-    if (pairs["qlang"] != pairs["dlang"]).any() or mode not in ("cross", "hybrid") or alpha >= 1.0:
-        return preset
-    return "mono"
-
-
 # --------------------------------------------------------------------------------------------- models
-def train_models(args: argparse.Namespace, sets: dict[str, tuple[pd.DataFrame, str]]) -> list[dict]:
-    """Train every (training set, preset, seed); returns one record per model (``base`` first)."""
-    from pyterrier_hybrid.models import resolve_model
-    from pyterrier_hybrid.protocol import train_preset, training_time
-
+def trained_models(result) -> list[dict]:
+    """One record per model the protocol evaluated (``base`` first): label, file stem, training set, seed, dir."""
     models = []
-    if "base" in args.presets:
-        models.append({"label": "base", "stem": "base", "set": "none", "preset": "base", "seed": -1,
-                       "dir": resolve_model(args.model), "train_s": 0.0})
-    for seed in args.seeds:
-        for name, (pairs, description) in sets.items():
-            for preset in (p for p in args.presets if p != "base"):
-                actual = preset_for(preset, pairs)
-                if actual != preset:
-                    print(f"{name}: one language only, so {preset} trains as {actual}")
-                label = f"{name} {actual}"
-                stem = f"{name}-{actual}-s{seed}"
-                model_dir = train_preset(actual, pairs, output_dir=args.out / "models" / stem, model=args.model,
-                                         budget=args.budget, seed=seed, data_description=description)
-                train_s = training_time(model_dir)
-                print(f"trained {stem} in {train_s:.0f}s")
-                models.append({"label": label, "stem": stem, "set": name, "preset": actual, "seed": seed,
-                               "dir": model_dir, "train_s": train_s})
+    for (label, seed), model_dir in result.models.items():
+        name = "none" if label == "base" else label.split(" ")[0]
+        stem = label if seed < 0 else f"{label}-s{seed}".replace(" ", "-")
+        models.append({"label": label, "stem": stem, "set": name, "seed": seed, "dir": model_dir})
     return models
-
-
-# --------------------------------------------------------------------------------------------- zero-shot
-def zero_shot(args: argparse.Namespace, models: list[dict], sets: dict) -> object:
-    """Evaluate every model on the XQuAD-R slice; writes ``<out>/zero_shot`` like the protocol does."""
-    from pyterrier_hybrid.protocol import ProtocolResult, evaluate_model, summarise
-
-    sample = evaluation_sample(args, "xquad-r")
-    info = {"model": args.model, "budget": args.budget.describe(), "seeds": args.seeds,
-            "train_data": "; ".join(f"{name}: {desc}" for name, (_, desc) in sets.items()) or "none",
-            "evaluation": sample.description if sample is not None else "xquad-r (all questions)"}
-    result = ProtocolResult(pd.DataFrame(), {}, info)
-    rows = []
-    for m in models:
-        t0 = time.perf_counter()
-        grid = evaluate_model(m["encoder"], "xquad-r", name=m["stem"], sample=sample)
-        rows.append({"preset": m["label"], "seed": m["seed"], **summarise(grid), "train_s": round(m["train_s"], 1),
-                     "eval_s": round(time.perf_counter() - t0, 1)})
-        result.grids[m["label"], m["seed"]] = grid
-        result.runs = pd.DataFrame(rows)
-        result.save(args.out / "zero_shot")
-    return result
 
 
 # --------------------------------------------------------------------------------------------- in-domain
@@ -295,8 +247,7 @@ def plot_in_domain(table: pd.DataFrame, path: Path, title: str) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title, fontsize="medium")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_figure(fig, path, dpi=120)
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -311,7 +262,13 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     folder = load_corpus(args)
     sets = training_sets(args, folder) if any(p != "base" for p in args.presets) else {}
-    models = train_models(args, sets)
+    # Zero-shot on XQuAD-R: train every (set, preset, seed) and evaluate it, the protocol's one loop.
+    sample = evaluation_sample(args, "xquad-r")
+    result = run_protocol(args.presets, train_pairs={name: pairs for name, (pairs, _) in sets.items()} or None,
+                          train_description={name: desc for name, (_, desc) in sets.items()},
+                          eval_benchmark="xquad-r", out_dir=args.out / "zero_shot", sample=sample,
+                          model=args.model, budget=args.budget, seeds=args.seeds, cache_dir=args.cache_dir)
+    models = trained_models(result)
     from pyterrier_hybrid.encoding import BiEncoder
 
     for m in models:  # one encoder per model, shared by both evaluations
@@ -325,7 +282,6 @@ def main(argv=None) -> dict:
     plot_in_domain(table, args.out / "plots" / "in_domain.png", title)
     print(f"\n## {title}\n\n{markdown}\n\nplot: {args.out / 'plots' / 'in_domain.png'}")
 
-    result = zero_shot(args, models, sets)
     report("Zero-shot on XQuAD-R", args.out / "zero_shot")
     atomic_write_text(args.out / "results.md", f"## {title}\n\n{markdown}\n\n## Zero-shot on XQuAD-R\n\n"
                       + (args.out / "zero_shot" / "summary.md").read_text(encoding="utf-8"))

@@ -29,14 +29,13 @@ import pandas as pd
 import pyterrier as pt
 
 import pyterrier_hybrid  # noqa: F401 - registers the clean and noisy entries
-from pyterrier_hybrid._io import atomic_path
 from pyterrier_hybrid.bm25 import BM25Index
 from pyterrier_hybrid.encoding import BiEncoder
 from pyterrier_hybrid.index import DenseIndex
 from pyterrier_hybrid.languages import lang_of_id
 from pyterrier_hybrid.models import DEFAULT_MODEL
 from pyterrier_hybrid.noise import NOISE_LEVELS, NOISE_MODELS
-from pyterrier_hybrid.plots import atomic_write_text
+from pyterrier_hybrid.plots import atomic_write_text, save_figure
 from pyterrier_hybrid.protocol import Budget, train_preset
 from pyterrier_hybrid.study import add_budget_arguments, budget_from_args, preset_list
 from pyterrier_hybrid.training import pairs_from_benchmark
@@ -114,8 +113,7 @@ def plot(table: pd.DataFrame, model: str, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mAP")
     axes[0][0].legend(fontsize="small")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_figure(fig, path, dpi=120)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -41,12 +41,14 @@ __all__ = [
     "per_language_markdown",
     "plot_per_language",
     "protocol_bars",
+    "save_figure",
     "save_report",
     "write_per_language",
 ]
 
 
-def _save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Write a matplotlib figure to ``path`` atomically (temporary sibling, then rename); format from the suffix."""
     suffix = Path(path).suffix or ".png"
     with atomic_path(path, suffix=suffix) as tmp:
         fig.savefig(tmp, dpi=dpi, format=suffix[1:])
@@ -126,7 +128,7 @@ def _draw(matrix: pd.DataFrame, *, title: str, cmap: str, center: float | None, 
                     va="center", fontsize=7 if values.shape[1] > 8 else 9, color="black" if light else "white")
     fig.colorbar(image, ax=ax, shrink=0.8, label=label)
     if path is not None:
-        _save_figure(fig, path, dpi)
+        save_figure(fig, path, dpi)
     return fig
 
 
@@ -303,7 +305,7 @@ def protocol_bars(table: pd.DataFrame, *, path: str | os.PathLike | None = None,
     if title:  # wrapped: a budget and evaluation description is often wider than the figure
         fig.suptitle(_wrap_title(title, _TITLE_WIDTH * fig.get_figwidth(), "medium"), fontsize="medium")
     if path is not None:
-        _save_figure(fig, path, dpi)
+        save_figure(fig, path, dpi)
     return fig
 
 
@@ -404,8 +406,7 @@ def plot_per_language(frame: pd.DataFrame, highlight: Iterable[str], *, path: st
     labels.append(label)
     axes[0].legend(handles, labels, fontsize="small", ncols=min(len(labels), 6), loc="upper left")
     fig.suptitle(_wrap_title(title, _TITLE_WIDTH * fig.get_figwidth(), "medium"), fontsize="medium")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+    save_figure(fig, path, dpi=dpi)
     return fig
 
 

@@ -233,11 +233,13 @@ class ProtocolResult:
         runs: one row per (preset, seed): the :func:`summarise` columns plus ``train_s`` and ``eval_s``.
         grids: ``(preset, seed)`` → grid (``"base"`` has seed -1: it is not trained).
         info: budget, data and slice descriptions.
+        models: ``(preset, seed)`` → the evaluated model's directory (for further evaluations).
     """
 
     runs: pd.DataFrame
     grids: dict[tuple[str, int], GridResult] = field(repr=False)
     info: dict[str, Any]
+    models: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
 
     @property
     def metrics(self) -> list[str]:
@@ -307,28 +309,68 @@ class ProtocolResult:
 
 
 def _grid_stem(preset: str, seed: int) -> str:
-    """File stem of a model's outputs: ``<preset>-s<seed>`` (``base`` alone), spaces as underscores."""
-    return (preset if seed < 0 else f"{preset}-s{seed}").replace(" ", "_")
+    """File stem of a model's outputs: ``<preset>-s<seed>`` (``base`` alone), spaces as hyphens."""
+    return (preset if seed < 0 else f"{preset}-s{seed}").replace(" ", "-")
 
 
-def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, eval_benchmark: str,
-                 out_dir: str | Path, sample: BenchmarkSample | None = None, model: str = DEFAULT_MODEL,
-                 budget: Budget = Budget(), seeds: Iterable[int] = (0,), train_description: str = "",
+def effective_preset(preset: str, pairs: pd.DataFrame) -> str:
+    """``preset``, or ``"mono"`` when it asks for cross-lingual batches and ``pairs`` has no cross-lingual pair.
+
+    A corpus in one language (a domain's own data) has only monolingual pairs, so cross and hybrid batching
+    reduce to monolingual batches there; training it under the preset's name would mislabel the model.
+    """
+    mode, alpha = parse_preset(preset)
+    if mode in ("cross", "hybrid") and alpha < 1.0 and not (pairs["qlang"] != pairs["dlang"]).any():
+        return "mono"
+    return preset
+
+
+def _training_sets(train_pairs: Any, train_description: Any) -> dict[str | None, tuple[pd.DataFrame, str]]:
+    """``{name: (pairs, description)}``; a single frame is the one set named None."""
+    if train_pairs is None:
+        return {}
+    if isinstance(train_pairs, pd.DataFrame):
+        if not isinstance(train_description, str):
+            raise ValueError("train_description must be a str when train_pairs is one frame")
+        return {None: (train_pairs, train_description)}
+    if not isinstance(train_pairs, Mapping) or not train_pairs:
+        raise ValueError(f"train_pairs must be a DataFrame or a non-empty mapping name -> DataFrame, got "
+                         f"{type(train_pairs).__name__}")
+    descriptions = train_description if isinstance(train_description, Mapping) else {}
+    sets = {}
+    for name, pairs in train_pairs.items():
+        if not isinstance(name, str) or not name or not isinstance(pairs, pd.DataFrame):
+            raise ValueError(f"train_pairs maps a non-empty name to a DataFrame; got {name!r} -> "
+                             f"{type(pairs).__name__}")
+        sets[name] = (pairs, str(descriptions.get(name, f"{len(pairs)} pairs")))
+    return sets
+
+
+def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | Mapping[str, pd.DataFrame] | None,
+                 eval_benchmark: str, out_dir: str | Path, sample: BenchmarkSample | None = None,
+                 model: str = DEFAULT_MODEL, budget: Budget = Budget(), seeds: Iterable[int] = (0,),
+                 train_description: str | Mapping[str, str] = "",
                  groups: Mapping[str, SettingFilter] | None = None, encode_batch_size: int = 64,
                  grid_options: Mapping[str, Any] | None = None, cache_dir: str | Path | None = None,
                  verbose: bool = True) -> ProtocolResult:
     """Train every preset for every seed under ``budget`` and evaluate each on ``eval_benchmark``.
 
+    With several named training sets every (set, preset, seed) is trained; its row is labelled
+    ``"<set> <preset>"`` and its files ``<set>-<preset>-s<seed>``. A preset that asks for cross-lingual
+    batches trains as ``mono`` on a set without cross-lingual pairs (:func:`effective_preset`; logged), and
+    a (set, preset, seed) that two presets reduce to is trained once.
+
     Args:
         presets: names from :data:`PRESETS` (or ``hybrid-<α>``); ``"base"`` is evaluated once.
-        train_pairs: training pairs (:mod:`pyterrier_hybrid.datasets.pairs`); may be None with only ``"base"``.
+        train_pairs: training pairs (:mod:`pyterrier_hybrid.datasets.pairs`), or named sets of them
+            (``{"domain": pairs, "generic": pairs}``); may be None with only ``"base"``.
         eval_benchmark: ``"xquad-r"`` or ``"mlqa-r"``.
         out_dir: models (``models/<preset>-s<seed>``), grids, tables and plots go here.
         sample: evaluate on this slice of ``eval_benchmark`` (the same for every model).
         model: the starting model (HF id or directory; the default is the offline e5-small).
         budget: the training budget of every preset.
         seeds: training seeds (sampler, dropout); report mean ± sd over them.
-        train_description: what ``train_pairs`` is, for the reports.
+        train_description: what ``train_pairs`` is, for the reports (per name for named sets).
         groups: extra mean-AP columns over chosen settings (see :func:`summarise`).
         encode_batch_size: encoding batch size at evaluation.
         grid_options: passed to :func:`~pyterrier_hybrid.evaluation.evaluate_grid`.
@@ -348,7 +390,8 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty; pass at least one seed")
-    if train_pairs is None and any(p != "base" for p in presets):
+    sets = _training_sets(train_pairs, train_description)
+    if not sets and any(p != "base" for p in presets):
         raise ValueError("train_pairs is None but presets other than 'base' need training data")
     out = Path(out_dir)
     for sub in ("models", "grids", "plots"):
@@ -359,18 +402,32 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
         "budget": budget.describe(),
         "budget_fields": asdict(budget),
         "seeds": seeds,
-        "train_data": train_description or ("none" if train_pairs is None else f"{len(train_pairs)} pairs"),
+        "train_data": "; ".join((f"{name}: " if name else "") + (desc or f"{len(pairs)} pairs")
+                                for name, (pairs, desc) in sets.items()) or "none",
         "evaluation": sample.description if sample is not None else f"{eval_benchmark} (all questions)",
     }
-    jobs = [("base", -1)] if "base" in presets else []
-    jobs += [(p, s) for s in seeds for p in presets if p != "base"]
+    # (row label, seed, set name, preset actually trained)
+    jobs: list[tuple[str, int, str | None, str]] = [("base", -1, None, "base")] if "base" in presets else []
+    for seed in seeds:
+        for name, (pairs, _) in sets.items():
+            for preset in (p for p in presets if p != "base"):
+                actual = effective_preset(preset, pairs)
+                if actual != preset:
+                    logger.info("%sone language pair type only (no cross-lingual pairs), so %s trains as %s",
+                                f"{name}: " if name else "", preset, actual)
+                    if verbose:
+                        tqdm.write(f"{name + ': ' if name else ''}one language only, so {preset} trains as {actual}")
+                label = f"{name} {actual}" if name else actual
+                if all(job[:2] != (label, seed) for job in jobs):
+                    jobs.append((label, seed, name, actual))
     result = ProtocolResult(pd.DataFrame(), {}, info)
     rows = []
-    for preset, seed in tqdm(jobs, desc="protocol", unit="model", disable=not verbose):
+    for preset, seed, name, actual in tqdm(jobs, desc="protocol", unit="model", disable=not verbose):
         stem = _grid_stem(preset, seed)
-        model_dir = train_preset(preset, train_pairs, output_dir=out / "models" / stem, model=model, budget=budget,
-                                 seed=max(seed, 0), data_description=train_description,
-                                 verbose=verbose) if preset != "base" else resolve_model(model)
+        pairs, description = sets.get(name, (None, ""))
+        model_dir = train_preset(actual, pairs, output_dir=out / "models" / stem, model=model, budget=budget,
+                                 seed=max(seed, 0), data_description=description,
+                                 verbose=verbose) if actual != "base" else resolve_model(model)
         train_s = training_time(model_dir) if preset != "base" else 0.0
         t1 = time.perf_counter()
         grid = evaluate_model(model_dir, eval_benchmark, name=stem, sample=sample, batch_size=encode_batch_size,
@@ -383,6 +440,7 @@ def run_protocol(presets: Sequence[str], *, train_pairs: pd.DataFrame | None, ev
         rows.append({"preset": preset, "seed": seed, **summarise(grid, groups=groups),
                      "train_s": round(train_s, 1), "eval_s": round(t2 - t1, 1)})
         result.grids[preset, seed] = grid
+        result.models[preset, seed] = str(model_dir)
         result.runs = pd.DataFrame(rows)
         result.save(out)
         line = (f"{stem}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()

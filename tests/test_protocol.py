@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -96,3 +97,29 @@ def test_a_changed_budget_retrains_into_the_same_folder(tiny_model_dir, tmp_path
         assert protocol.training_time(out) >= 0
     assert (tmp_path / "models" / "mono-s0.timing.json").is_file() and not (out / "protocol_timing.json").exists()
     assert '"global_steps": 2' in (out / "hybrid_training.json").read_text()
+
+
+@pytest.mark.integration
+def test_named_training_sets_train_each_set_and_reduce_cross_presets_on_one_language(
+        lareqa_mirror, tiny_model_dir, tmp_path, one_torch_thread):
+    from pyterrier_hybrid.datasets import sample_benchmark
+
+    def pairs(langs: list[tuple[str, str]]) -> pd.DataFrame:
+        rows = [(f"q {i} {q}", f"a {i} {d}", q, d, f"g{i}") for i in range(8) for q, d in langs]
+        return pd.DataFrame(rows, columns=["query", "text", "qlang", "dlang", "group_id"])
+
+    sets = {"domain": pairs([("en", "en")]), "parallel": pairs([("en", "en"), ("de", "de"), ("en", "de")])}
+    result = protocol.run_protocol(
+        ["base", "cross", "hybrid-0.5"], train_pairs=sets, train_description={"domain": "one language"},
+        eval_benchmark="xquad-r", out_dir=tmp_path, sample=sample_benchmark("xquad-r", paragraphs=1, max_queries=2),
+        model=str(tiny_model_dir), budget=protocol.Budget(steps=1, batch_size=2, max_seq_length=16), seeds=[0],
+        verbose=False)
+    # on the one-language set both cross presets reduce to mono, which trains once
+    assert list(result.runs.preset) == ["base", "domain mono", "parallel cross", "parallel hybrid-0.5"]
+    assert Path(result.models["domain mono", 0]) == tmp_path / "models" / "domain-mono-s0"
+    assert (tmp_path / "grids" / "parallel-hybrid-0.5-s0.csv").is_file()
+    assert result.info["train_data"] == "domain: one language; parallel: 24 pairs"
+    assert protocol.effective_preset("x-y", sets["domain"]) == "x-y"  # only cross / hybrid batches need pairs
+    with pytest.raises(ValueError, match="maps a non-empty name to a DataFrame"):
+        protocol.run_protocol(["mono"], train_pairs={"": sets["domain"]}, eval_benchmark="xquad-r",
+                              out_dir=tmp_path / "x")
