@@ -166,8 +166,11 @@ def test_adopt_with_a_language_function_or_mapping(flex_dir, enc, tmp_path):
     assert by_function.manifest["langs"] == {"xx": [0, 2], "yy": [2, 6]}
     assert by_function.manifest["encoder"]["unverified"] is True
     by_function.retriever(enc)  # an unknown encoder: only the dimension is checked
+    import pyterrier_dr
+
     mapping = {d: "fr" for d in DOCS["docno"]}
-    assert DenseIndex.adopt(flex_dir, tmp_path / "m", langs=mapping).langs == ["fr"]
+    flex = pyterrier_dr.FlexIndex(str(flex_dir), verbose=False)  # the FlexIndex object, or its path
+    assert DenseIndex.adopt(flex, tmp_path / "m", langs=mapping).langs == ["fr"]
     with pytest.raises(ValueError, match="has no language .* but docno .* has one"):
         DenseIndex.adopt(flex_dir, tmp_path / "partial", langs={"en_0": "en"})
     assert not (tmp_path / "partial").exists()
