@@ -337,3 +337,16 @@ def test_pyterrier_experiment_on_entries():
     assert result.iloc[0]["R@100"] > ap
     # 1180 candidates, 1 relevant: a random ranking has AP ≈ ln(1180)/1180 ≈ 0.006
     assert 0.2 < ap <= 1.0
+
+
+def test_fetch_checks_the_md5_while_copying_and_leaves_no_partial_file(tmp_path):
+    # A mirror file that changed after its check: ir_datasets' Download raises while streaming, nothing lands.
+    from pyterrier_hybrid.datasets.source import LareqaFileError, _fetch
+
+    bad = tmp_path / "mirror" / "en.json"
+    bad.parent.mkdir()
+    bad.write_text('{"data": []}', encoding="utf-8")
+    dest = tmp_path / "cache" / "xquad-r" / "en.json"
+    with pytest.raises(LareqaFileError, match=r"does not match its pinned md5 b8c2383f.*replace it in the mirror"):
+        _fetch(bad, dest, "xquad-r/en.json")
+    assert not dest.exists() and not list(dest.parent.glob("*"))

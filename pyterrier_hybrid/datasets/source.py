@@ -133,26 +133,31 @@ def verify(path: Path, rel: str, *, mirror: bool = False) -> Path:
     return path
 
 
-def _atomic_copy(src: Path, dest: Path) -> None:
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
+def _fetch(source: str | Path, dest: Path, rel: str) -> None:
+    """Copy ``rel`` from a mirror file or a URL into the cache, through ir_datasets' download classes.
 
-
-def _download(url: str, dest: Path, rel: str) -> None:
+    ``ir_datasets.util.Download`` streams the source through its md5 check (``HashStream``); the copy goes to a
+    temporary sibling of ``dest`` that is renamed only once the md5 matched, so the cache never holds a partial
+    or wrong file. ir_datasets checks files while it copies them, not files at rest: :func:`verify` does that.
+    """
     import ir_datasets
 
-    logger.info("downloading LAReQA file %s from %s into %s", rel, url, dest)
-    dl = ir_datasets.util.Download([ir_datasets.util.RequestsDownload(url)], expected_md5=MD5[rel])
+    local = isinstance(source, Path)
+    mirror = ir_datasets.util.LocalDownload(str(source)) if local else ir_datasets.util.RequestsDownload(source)
+    download = ir_datasets.util.Download([mirror], expected_md5=MD5[rel], stream=True)
     try:
         with atomic_path(dest) as tmp:
-            with open(tmp, "wb") as out, dl.stream() as stream:
+            with open(tmp, "wb") as out, download.stream() as stream:
                 shutil.copyfileobj(stream, out)
-            verify(tmp, rel)
-    except LareqaFileError:
-        raise
+    except ir_datasets.util.HashVerificationError as e:  # a file that changed after verify(), or a bad download
+        raise LareqaFileError(f"{source}: LAReQA file {rel} does not match its pinned md5 {MD5[rel]} ({e}); "
+                              f"{fix_hint(rel, mirror=local)}") from None
     except Exception as e:
+        if local:
+            raise LareqaFileError(f"{source}: could not copy LAReQA file {rel} into {dest}: "
+                                  f"{type(e).__name__}: {str(e)[:200]}") from e
         raise LareqaFileError(
-            f"{dest}: could not download LAReQA file {rel} (expected md5 {MD5[rel]}) from {url}: "
+            f"{dest}: could not download LAReQA file {rel} (expected md5 {MD5[rel]}) from {source}: "
             f"{type(e).__name__}: {str(e)[:200]}; offline? set ${MIRROR_ENV} to a LAReQA mirror directory or run "
             "`pyterrier-hybrid data import DIR`"
         ) from e
@@ -184,7 +189,7 @@ def import_mirror(mirror: str | os.PathLike, benchmarks: tuple[str, ...] = ("xqu
             verify(mirror / rel, rel, mirror=True)
             if not (dest.is_file() and md5sum(dest) == MD5[rel]):
                 logger.info("copying LAReQA file %s from the mirror %s into %s", rel, mirror, dest)
-                _atomic_copy(mirror / rel, dest)
+                _fetch(mirror / rel, dest, rel)
             imported.append(dest)
     _verified.cache_clear()
     return imported
@@ -208,7 +213,7 @@ def lareqa_file(benchmark: str, lang: str) -> Path:
             src = Path(mirror).expanduser() / rel
             verify(src, rel, mirror=True)
             logger.info("copying LAReQA file %s from the mirror $%s=%s into %s", rel, MIRROR_ENV, mirror, dest)
-            _atomic_copy(src, dest)
+            _fetch(src, dest, rel)
         elif os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes"):
             raise LareqaFileError(
                 f"{dest}: LAReQA file {rel} (md5 {MD5[rel]}) is not in the cache and ${OFFLINE_ENV} forbids "
@@ -216,5 +221,6 @@ def lareqa_file(benchmark: str, lang: str) -> Path:
                 "`pyterrier-hybrid data import DIR`"
             )
         else:
-            _download(source_url(benchmark, lang), dest, rel)
+            logger.info("downloading LAReQA file %s from %s into %s", rel, source_url(benchmark, lang), dest)
+            _fetch(source_url(benchmark, lang), dest, rel)
     return _verified(str(dest), rel)
