@@ -783,6 +783,7 @@ class DenseIndexer(pt.Indexer):
                     docnos = _check_chunk(chunk, offset)
                     langs = _chunk_langs(chunk, docnos)
                     writer.claim(docnos)
+                    writer.langs.update(docnos, langs)  # before the chunk's texts are encoded
                     if "doc_vec" in chunk.columns:
                         vecs = _as_vectors(chunk["doc_vec"].tolist(), docnos, "docno", "doc_vec", writer.dim)
                         hint = "the doc_vec input holds them; fix or drop those documents"
