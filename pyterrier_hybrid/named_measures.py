@@ -15,18 +15,16 @@ from the run counts 0, as for peer-measure's PEER). Importing this module instal
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ir_measures
-from ir_measures import Metric, measures, providers
+from ir_measures import measures, providers
 from ir_measures.providers.base import Any as AnyParam
 
-from ._checks import NonFiniteError
-from ._trec import peer_value, sorted_run
+from ._trec import peer_value
 from .languages import lang_of_id
-from .measures import peer
+from .measures import _PerQueryEvaluator, peer
 
 __all__ = ["LangPEER", "LangPEERProvider"]
 
@@ -60,28 +58,18 @@ class LangPEERProvider(providers.Provider):
         return _LangPEEREvaluator(list(measures_), qrels)
 
 
-class _LangPEEREvaluator(providers.Evaluator):
+class _LangPEEREvaluator(_PerQueryEvaluator):
+    """The per-query loop of the package's other measures (finite scores, trec_eval order), with PEER values."""
+
     def __init__(self, measures_: list[measures.Measure], qrels: dict[str, dict[str, int]]):
-        super().__init__(measures_, set(qrels))
-        self.qrels = qrels
+        super().__init__(measures_, qrels)
         # The language set only seeds the per-language groups (empty groups are dropped by the test), so the
         # languages of the judged documents are enough; docs of other languages get their group on the fly.
         langs = {_lang(doc) for judged in qrels.values() for doc in judged} - {None} or {"und"}
         self._peer = {m: peer(m["cutoff"], langs=langs, weights=m["weights"]) for m in measures_}
 
-    def _iter_calc(self, run: Any) -> Iterator[Metric]:
-        run = ir_measures.util.RunConverter(run).as_dict_of_dict()
-        for qid, scored in run.items():
-            qrel = self.qrels.get(qid)
-            if not qrel:
-                continue
-            bad = [doc for doc, score in scored.items() if not math.isfinite(score)]
-            if bad:  # sorted() of NaN scores gives an arbitrary order, hence an arbitrary value
-                raise NonFiniteError(f"run scores hold NaN or infinity for query {qid!r} (e.g. docno {bad[0]!r}); "
-                                     "fix the model or the scores before evaluating")
-            ranking = sorted_run(scored.items())
-            for measure in self.measures:
-                yield Metric(query_id=qid, measure=measure, value=peer_value(self._peer[measure], qrel, ranking))
+    def _value(self, measure: measures.Measure, qid: str, qrel: Mapping[str, int], ranking: list[str]) -> float:
+        return peer_value(self._peer[measure], qrel, ranking)
 
 
 def _lang(doc_id: str) -> str | None:
