@@ -563,23 +563,6 @@ class BiEncoder(pyterrier_dr.BiEncoder):
         """
         return _Scorer(self, verbose=verbose, batch_size=batch_size, sim_fn=sim_fn)
 
-    # ------------------------------------------------------------------------------------------- indexes
-    def indexer(self, path: str | os.PathLike, **kwargs: Any) -> pt.Indexer:
-        """An indexer writing a :class:`pyterrier_hybrid.index.DenseIndex` at ``path`` (see its ``indexer``)."""
-        from .index import DenseIndex
-
-        return DenseIndex(path).indexer(self, **kwargs)
-
-    def retriever(self, index: Any, **kwargs: Any) -> pt.Transformer:
-        """``query_encoder() >> index retriever`` for a :class:`~pyterrier_hybrid.index.DenseIndex` (or its path).
-
-        Keyword arguments (``langs=``, ``num_results=``, ``method=``, ...) go to ``DenseIndex.retriever``.
-        """
-        from .index import DenseIndex
-
-        index = index if isinstance(index, DenseIndex) else DenseIndex(index)
-        return index.retriever(self, **kwargs)
-
 
 def _st_name(st: Any) -> str:
     """The name a loaded SentenceTransformer is recorded under: the path its transformer was loaded from."""

@@ -175,13 +175,6 @@ def test_merge_refuses_shards_of_different_encoders(enc, docs, tmp_path, tiny_mo
     assert not (tmp_path / "ab").exists()
 
 
-def test_biencoder_indexer_and_retriever_shortcuts(enc, docs, pooled, topics, tmp_path):
-    index = enc.indexer(tmp_path / "short").index(docs)
-    a = enc.retriever(index, langs="de", num_results=3)(topics)
-    b = pooled.retriever(enc, langs=["de"], num_results=3)(topics)
-    assert list(a["docno"]) == list(b["docno"])
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_e5_small_on_xquad_r_en_is_far_above_random(e5_small_dir, tmp_path):
