@@ -148,11 +148,21 @@ def _lang_function(langs: Callable[[str], str | None] | Mapping[str, str] | None
     if langs is None:
         return _lang_of_docno
     if isinstance(langs, Mapping):
-        return lambda docno: langs.get(docno)
-    if callable(langs):
-        return langs
-    raise TypeError(f"langs must be a function docno -> language, a mapping docno -> language or None, not "
-                    f"{type(langs).__name__}")
+        given: Callable[[str], Any] = langs.get
+    elif callable(langs):
+        given = langs
+    else:
+        raise TypeError(f"langs must be a function docno -> language, a mapping docno -> language or None, not "
+                        f"{type(langs).__name__}")
+
+    def checked(docno: str) -> str | None:
+        lang = given(docno)
+        if lang is not None and (not isinstance(lang, str) or not lang):
+            raise ValueError(f"langs gives docno {docno!r} the language {lang!r}; give a language code (a non-empty "
+                             "str) or None")
+        return lang
+
+    return checked
 
 
 def _lang_of_docno(docno: str) -> str | None:
@@ -382,7 +392,8 @@ class DenseIndex(pta.Artifact):
                 f"that built the index, or rebuild the index with this encoder.")
 
     # ------------------------------------------------------------------------------------------- building
-    def indexer(self, encoder: Any, *, overwrite: bool = False, chunk_size: int = 4096) -> DenseIndexer:
+    def indexer(self, encoder: Any, *, overwrite: bool = False, chunk_size: int = 4096,
+                langs: bool | None = None) -> DenseIndexer:
         """An indexer that encodes documents (``docno``, ``text``; or ``doc_vec``) and writes this index.
 
         Args:
@@ -390,12 +401,15 @@ class DenseIndex(pta.Artifact):
                 ``text`` unless the input already has ``doc_vec``).
             overwrite: Replace an existing index (only a folder holding a dense index is ever replaced).
             chunk_size: Documents encoded per step.
+            langs: Record document languages: None (default) when the documents have them (see
+                :meth:`DenseIndexer.index`), True to require one for every document, False never (an index
+                without languages, e.g. for docnos whose ``_`` is not a language prefix).
 
         Raises:
             FileExistsError: the path exists and ``overwrite`` is False, or it holds something else than a
                 dense index (checked here, before any document is encoded, and again when indexing starts).
         """
-        return DenseIndexer(self, encoder, overwrite=overwrite, chunk_size=chunk_size)
+        return DenseIndexer(self, encoder, overwrite=overwrite, chunk_size=chunk_size, langs=langs)
 
     @classmethod
     def merge(cls, path: str | os.PathLike, shards: Sequence[DenseIndex | str | os.PathLike], *,
@@ -698,7 +712,8 @@ class _LangPresence:
         if self.with_lang is not None and self.without_lang is not None:
             raise ValueError(f"docno {self.without_lang!r} has no language (no 'lang' field, no '<lang>_' prefix, "
                              f"none registered) but docno {self.with_lang!r} has one; give every document a language "
-                             "(a 'lang' column, or pyterrier_hybrid.languages.register_languages) or none")
+                             "(a 'lang' column, or pyterrier_hybrid.languages.register_languages), or index without "
+                             "languages (indexer(encoder, langs=False))")
 
 
 def _fix_npids_prefix(builder: Any) -> None:
@@ -733,8 +748,13 @@ def _fix_npids_prefix(builder: Any) -> None:
 class DenseIndexer(pt.Indexer):
     """Encodes documents and writes a :class:`DenseIndex` (use :meth:`DenseIndex.indexer`)."""
 
-    def __init__(self, index: DenseIndex, encoder: Any, *, overwrite: bool = False, chunk_size: int = 4096):
+    def __init__(self, index: DenseIndex, encoder: Any, *, overwrite: bool = False, chunk_size: int = 4096,
+                 langs: bool | None = None):
         encoder = _as_encoder(encoder, "DenseIndex.indexer")  # manifest only: doc_vec input needs no encoding
+        if langs not in (None, True, False):
+            raise TypeError(f"langs must be None (languages when the documents have them), True or False, not "
+                            f"{langs!r}")
+        self.langs = langs
         self._index = index
         self.encoder = encoder
         self.chunk_size = check_int(chunk_size, "chunk_size")
@@ -773,7 +793,7 @@ class DenseIndexer(pt.Indexer):
             for offset, chunk in _chunks(inp, self.chunk_size):  # the whole frame, before any encoding
                 docnos = _check_chunk(chunk, offset)
                 _claim(frame_seen, docnos)
-                presence.update(docnos, _chunk_langs(chunk, docnos))
+                presence.update(docnos, self._langs(chunk, docnos))
         path = self._index.path
         _check_target(path, self.overwrite)
         with _io.atomic_dir(path, overwrite=self.overwrite, owned=_owned, what="dense index") as folder:
@@ -781,7 +801,7 @@ class DenseIndexer(pt.Indexer):
             try:
                 for offset, chunk in _chunks(inp, self.chunk_size):
                     docnos = _check_chunk(chunk, offset)
-                    langs = _chunk_langs(chunk, docnos)
+                    langs = self._langs(chunk, docnos)
                     writer.claim(docnos)
                     writer.langs.update(docnos, langs)  # before the chunk's texts are encoded
                     if "doc_vec" in chunk.columns:
@@ -797,6 +817,18 @@ class DenseIndexer(pt.Indexer):
                 writer.close()
         self._index._reset()
         return self._index
+
+
+    def _langs(self, chunk: pd.DataFrame, docnos: list[str]) -> list[str | None]:
+        """The language of each document of a checked chunk, as the ``langs`` option asks."""
+        if self.langs is False:
+            return [None] * len(docnos)
+        langs = _chunk_langs(chunk, docnos)
+        missing = next((d for d, lang in zip(docnos, langs) if lang is None), None) if self.langs else None
+        if missing is not None:
+            raise ValueError(f"docno {missing!r} carries no language (no '<lang>_' prefix, none registered) and "
+                             "langs=True requires one; add a 'lang' column to the input")
+        return langs
 
 
 def _check_columns(frame: pd.DataFrame) -> None:

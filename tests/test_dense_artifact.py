@@ -185,6 +185,9 @@ def test_adopt_refusals(flex_dir, index, enc, tmp_path):
         DenseIndex.adopt(tmp_path, tmp_path / "y")
     with pytest.raises(TypeError, match="langs must be"):
         DenseIndex.adopt(flex_dir, tmp_path / "z", langs=3)
+    with pytest.raises(ValueError, match="langs gives docno 'en_0' the language ''"):
+        DenseIndex.adopt(flex_dir, tmp_path / "z", langs=lambda d: "")
+    assert not (tmp_path / "z").exists()
 
 
 # -------------------------------------------------------------------------------------------- languages optional
@@ -237,6 +240,18 @@ def test_documents_with_and_without_languages_are_refused(enc, tmp_path):
     with pytest.raises(ValueError, match="has no language"):  # an iterable: found chunk by chunk
         DenseIndex(tmp_path / "mixed").indexer(enc, chunk_size=2).index(mixed.to_dict("records"))
     assert not (tmp_path / "mixed").exists()
+
+
+def test_indexer_langs_option(enc, tmp_path):
+    off = DenseIndex(tmp_path / "off").indexer(enc, langs=False).index(DOCS)  # prefixes ignored
+    assert off.manifest["langs"] is None
+    mixed = pd.concat([DOCS.iloc[:2], PLAIN.iloc[2:]])
+    assert DenseIndex(tmp_path / "mixed").indexer(enc, langs=False).index(mixed).manifest["langs"] is None
+    with pytest.raises(ValueError, match="docno 'd0' carries no language .* langs=True requires one"):
+        DenseIndex(tmp_path / "on").indexer(enc, langs=True).index(PLAIN)
+    assert DenseIndex(tmp_path / "on").indexer(enc, langs=True).index(DOCS).langs == ["de", "en"]
+    with pytest.raises(TypeError, match="langs must be None"):
+        DenseIndex(tmp_path / "bad").indexer(enc, langs="en")
 
 
 def test_merge_of_shards_without_languages(plain, enc, tmp_path):
