@@ -39,7 +39,7 @@ from . import _trec
 from . import measures as bias
 from ._checks import NonFiniteError, TextError, check_finite, check_int, check_texts
 from ._io import atomic_write_text
-from .datasets import POOLED, BenchmarkSample, dataset_id, load_language
+from .datasets import POOLED, BenchmarkSample, dataset_id
 from .datasets import settings as benchmark_settings
 from .languages import lang_of_id, validate_benchmark, validate_langs
 
@@ -234,11 +234,12 @@ def encode_benchmark(encoder: Encoder, benchmark: str = "xquad-r", *, langs: Ite
                         f"{type(sample).__name__}")
     if sample is not None and sample.benchmark != benchmark:
         raise ValueError(f"the sample was drawn from {sample.benchmark}, not {benchmark}")
-    # Every text of every language is checked before the first one is encoded.
+    # Every text of every language is checked before the first one is encoded. The texts come from the
+    # registered monolingual entries, the data pt.Experiment reads through pt.get_dataset("irds:...").
     texts = {}
     for lang in langs:
-        data = load_language(benchmark, lang)
-        queries, docs = data.queries, data.docs
+        entry = ir_datasets.load(dataset_id(benchmark, lang))
+        queries, docs = list(entry.queries_iter()), list(entry.docs_iter())
         if sample is not None:
             queries = [q for q in queries if sample.keeps_query(q.query_id)]
             docs = [d for d in docs if sample.keeps_doc(d.doc_id)]
