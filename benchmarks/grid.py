@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. the grid: its encoding is exactly one pass; the rest measured in full from cached vectors
     if args.full:
-        _, t_grid = _timed(evaluate_grid, uncached, bench, k=args.k)
+        _, t_grid = _timed(evaluate_grid, uncached, bench, num_results=args.k)
         report["grid_s"] = t_grid
     else:
         cached = BiEncoder(**model, cache_dir=os.path.expanduser(args.cache_dir))
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         report["texts_missing_from_cache"] = missing  # encoded inside the timed non-encoding steps (conservative)
         encoded, t_read = _timed(encode_benchmark, cached, bench)
-        _, t_eval = _timed(evaluate_grid, encoded, bench, k=args.k)
+        _, t_eval = _timed(evaluate_grid, encoded, bench, num_results=args.k)
         report.update(grid_read_cached_vectors_s=t_read, grid_evaluate_s=t_eval, grid_s=t_enc + t_eval)
         t_grid = t_enc + t_eval
     print(f"grid: {t_grid:.1f}s", file=sys.stderr)

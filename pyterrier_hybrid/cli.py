@@ -416,12 +416,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     def grid(model: str, name: str, *, with_lir: bool):
         encoded = encode_benchmark(_encoder(model, args), args.benchmark, langs=langs or all_langs,
                                    verbose=args.verbose)
-        out = [evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, k=args.k, name=name,
+        out = [evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, num_results=args.k, name=name,
                              measures=measures, verbose=args.verbose)]
         if with_lir and args.lir is not None:
             from .lir import LIR
 
-            out.append(evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, k=args.k,
+            out.append(evaluate_grid(encoded, args.benchmark, langs=langs, pooled=pooled, num_results=args.k,
                                      measures=measures, lir=LIR(args.lir), name=f"{name}+LIR{args.lir}",
                                      verbose=args.verbose))
         return out
@@ -475,7 +475,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--measures", type=lambda v: [m.strip() for m in v.split(",") if m.strip()],
                    help="comma-separated ir_measures names (default AP,nDCG@10,R@10,RR)")
     p.add_argument("--measure", default="AP", help="measure of the heatmaps and markdown grid (default AP)")
-    p.add_argument("-k", type=_positive_int, default=1000, help="run depth (default 1000)")
+    p.add_argument("-k", "--num-results", dest="k", type=_positive_int, default=1000, help="run depth (default 1000)")
     p.add_argument("--cache-dir", help="vector cache directory (re-runs read vectors back)")
     p.add_argument("--quantize", choices=["int8", "bf16"], help="faster, slightly inexact encoding")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")

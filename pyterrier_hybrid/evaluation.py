@@ -185,15 +185,15 @@ class EncodedBenchmark:
         """Vector dimension."""
         return next(iter(self.vectors.values())).dvecs.shape[1]
 
-    def run(self, qlang: str | None, dlang: str | None, *, k: int = 1000) -> pd.DataFrame:
-        """The top-``k`` run of a setting as a PyTerrier result frame (qid, docno, score, rank).
+    def run(self, qlang: str | None, dlang: str | None, *, num_results: int = 1000) -> pd.DataFrame:
+        """The top-``num_results`` run of a setting as a PyTerrier result frame (qid, docno, score, rank).
 
         Args:
             qlang: question language (None with ``dlang`` None: the pooled setting).
             dlang: candidate language.
-            k: run depth.
+            num_results: run depth (the name PyTerrier retrievers use).
         """
-        k = check_int(k, "k")
+        k = check_int(num_results, "num_results")
         qids = _setting_from_entry(self.benchmark, qlang, dlang, self.sample).qids
         docnos, dvecs = self.pool(POOLED if qlang is None else (dlang or qlang))
         order = _name_order(docnos)
@@ -691,7 +691,7 @@ def _grid_settings(benchmark: str, langs: Sequence[str], settings: Iterable[tupl
 
 def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r", *,
                   measures: Iterable[Any] | None = None, bias_measures: Iterable[Any] | None = None,
-                  k: int = 1000, langs: Iterable[str] | None = None,
+                  num_results: int = 1000, langs: Iterable[str] | None = None,
                   settings: Iterable[tuple[str, str]] | None = None, pooled: bool = True, lir: Any = None,
                   sample: BenchmarkSample | None = None, name: str | None = None,
                   verbose: bool = False) -> GridResult:
@@ -705,8 +705,8 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
         bias_measures: measures for the pooled setting only (where several languages hold relevant
             candidates); default :data:`DEFAULT_BIAS_MEASURES`. ``"PEER@k"`` builds
             :func:`pyterrier_hybrid.measures.peer` over the benchmark's languages.
-        k: run depth: only the top ``k`` candidates of a query count as retrieved (as with a retriever
-            returning ``k`` results).
+        num_results: run depth: only the top ``num_results`` candidates of a query count as retrieved (as with
+            a retriever returning ``num_results`` results).
         langs: restrict to these languages (needs ``pooled=False`` unless all are given).
         settings: explicit ``(qlang, dlang)`` settings instead of all of ``langs``.
         pooled: also evaluate the pooled multilingual setting.
@@ -730,7 +730,7 @@ def evaluate_grid(model: Encoder | EncodedBenchmark, benchmark: str = "xquad-r",
     # Every argument is checked before anything is encoded (encoding a benchmark takes minutes).
     all_langs = validate_benchmark(benchmark)
     langs = _langs(langs, all_langs, benchmark) if langs is not None else all_langs
-    k = check_int(k, "k (the run depth)")
+    k = check_int(num_results, "num_results (the run depth)")
     measures_ = _normalise_measures(measures if measures is not None else DEFAULT_MEASURES, "measures")
     bias_ = _parse_bias(bias_measures if bias_measures is not None else DEFAULT_BIAS_MEASURES, all_langs)
     if not measures_ and not (pooled and bias_):

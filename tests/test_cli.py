@@ -177,7 +177,8 @@ def test_evaluate_writes_report(tiny_model_dir, tmp_path, capsys):
     ttest = pd.read_csv(out_dir / f"{name}+LIR1_mlqa-r_vs_{name}_AP_ttest.csv")
     assert len(ttest) == 4 and ttest.p.between(0, 1).all()
     # the printed summary is the mean of the written per-setting values
-    row = next(line for line in printed.splitlines() if line.startswith(f"| {name} "))
+    row = next(line for line in printed.splitlines()  # the model's row, not a header naming a "model" column
+               if line.startswith(f"| {name} ") and line.split("|")[2].strip().replace(".", "", 1).isdigit())
     mono = ap[ap.qlang == ap.dlang].value.mean()
     assert float(row.split("|")[2]) == pytest.approx(mono, abs=5e-4)
     assert f"{name}+LIR1" in printed

@@ -142,8 +142,8 @@ def test_encode_benchmark_rejects_non_encoders_and_bad_shapes(monkeypatch):
         ev.encode_benchmark(FakeEncoder(), "squad")
     with pytest.raises(ValueError, match="valid codes"):
         ev.evaluate_grid(FakeEncoder(), "mlqa-r", langs=["el"], pooled=False)
-    with pytest.raises(ValueError, match="positive"):
-        ev.evaluate_grid(FakeEncoder(), "mlqa-r", k=0)
+    with pytest.raises(ValueError, match=r"num_results \(the run depth\) must be an int >= 1"):
+        ev.evaluate_grid(FakeEncoder(), "mlqa-r", num_results=0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def _retriever_for(encoder, encoded, k):
 @pytest.mark.integration
 def test_grid_encodes_each_text_once(lareqa_mirror):
     encoder = FakeEncoder()
-    grid = ev.evaluate_grid(encoder, "mlqa-r", bias_measures=["RankDistance", "SameLangPref"], k=50)
+    grid = ev.evaluate_grid(encoder, "mlqa-r", bias_measures=["RankDistance", "SameLangPref"], num_results=50)
     from pyterrier_hybrid.datasets import load_language
 
     n_texts = sum(
@@ -204,7 +204,7 @@ def test_grid_equals_pt_experiment(xquad_encoded, k):
         ir_measures.RR @ 5,
         ir_measures.Rprec,
     ]
-    grid = ev.evaluate_grid(encoded, "xquad-r", settings=SETTINGS, pooled=False, k=k, measures=measures)
+    grid = ev.evaluate_grid(encoded, "xquad-r", settings=SETTINGS, pooled=False, num_results=k, measures=measures)
     make = _retriever_for(encoder, encoded, k)
     for qlang, dlang in SETTINGS:
         ds = pt.get_dataset(f"irds:xquad-r/{qlang}" + ("" if qlang == dlang else f"-{dlang}"))
@@ -224,7 +224,7 @@ def test_pooled_grid_and_bias_measures_equal_pt_experiment(xquad_encoded):
     peer = bm.peer(20, langs=encoded.langs)
     measures = [ir_measures.AP, ir_measures.nDCG @ 10]
     bias = [bm.RankDistance, bm.SameLangPref, peer]
-    grid = ev.evaluate_grid(encoded, "xquad-r", settings=[], k=k, measures=measures, bias_measures=bias)
+    grid = ev.evaluate_grid(encoded, "xquad-r", settings=[], num_results=k, measures=measures, bias_measures=bias)
     ds = pt.get_dataset("irds:xquad-r/multi")
     topics = ds.get_topics("text").iloc[::23]  # 570 questions of every language
     ref = pt.Experiment(
@@ -273,7 +273,8 @@ def test_sampled_grid_equals_pt_experiment_on_the_slice(lareqa_mirror):
     sample = sample_benchmark("xquad-r", paragraphs=10, max_queries=25, seed=0)
     encoded = ev.encode_benchmark(encoder, "xquad-r", sample=sample)
     assert sum(encoder.calls) == len(sample.docnos) + 11 * 25  # only the slice is encoded
-    grid = ev.evaluate_grid(encoded, "xquad-r", k=40, measures=[ir_measures.AP], bias_measures=["SameLangPref"])
+    grid = ev.evaluate_grid(encoded, "xquad-r", num_results=40, measures=[ir_measures.AP],
+                            bias_measures=["SameLangPref"])
     make = _retriever_for(encoder, encoded, 40)
     for qlang, dlang in [("en", "en"), ("de", "zh"), (None, None)]:
         ds = pt.get_dataset("irds:" + dataset_id("xquad-r", qlang, dlang))
@@ -293,7 +294,7 @@ def test_sampled_grid_equals_pt_experiment_on_the_slice(lareqa_mirror):
 def test_slow_pipeline_path_equals_fast_grid(xquad_encoded):
     encoder, encoded = xquad_encoded
     settings = SETTINGS[1:]
-    fast = ev.evaluate_grid(encoded, "xquad-r", settings=settings, pooled=False, k=50)
+    fast = ev.evaluate_grid(encoded, "xquad-r", settings=settings, pooled=False, num_results=50)
     slow = ev.evaluate_pipeline_grid(_retriever_for(encoder, encoded, 50), "xquad-r", settings=settings, pooled=False)
     merged = fast.results.merge(slow.results, on=["qlang", "dlang", "measure"], suffixes=("_fast", "_slow"))
     assert len(merged) == len(fast.results) == len(slow.results) == 2 * 4

@@ -72,7 +72,7 @@ def _reference(encoder, sample, corpora, qlang, dlang, k):
 def test_grid_equals_pt_experiment_with_ties(corpora, seed, k):
     sample = sample_benchmark("xquad-r", paragraphs=5, max_queries=8, seed=seed)
     encoder = QuantisedEncoder(seed)
-    grid = ev.evaluate_grid(encoder, "xquad-r", sample=sample, settings=SETTINGS, pooled=True, k=k,
+    grid = ev.evaluate_grid(encoder, "xquad-r", sample=sample, settings=SETTINGS, pooled=True, num_results=k,
                             measures=MEASURES, bias_measures=[])
     for qlang, dlang in [*SETTINGS, (None, None)]:
         ref, ties = _reference(encoder, sample, corpora, qlang, dlang, k)

@@ -140,7 +140,7 @@ def _frame_nan_vec(ctx):
 
 def _grid_with(ctx, encoder, **kwargs):
     return ev.evaluate_grid(encoder, "mlqa-r", sample=ctx.sample(), langs=["en", "de"], pooled=False,
-                            k=10, **kwargs)
+                            num_results=10, **kwargs)
 
 
 def _nan_for(docno_text_index):
@@ -316,10 +316,10 @@ CASES = [
     Case("evaluate_grid(bias_measures='Fairness')",
          _no_encoding(lambda e: ev.evaluate_grid(e, "mlqa-r", bias_measures="Fairness")),
          ValueError, r"bias_measures: cannot parse 'Fairness'"),
-    Case("evaluate_grid(k=2.5)", _no_encoding(lambda e: ev.evaluate_grid(e, "mlqa-r", k=2.5)),
-         ValueError, r"k \(the run depth\) must be an int >= 1.*2\.5"),
-    Case("evaluate_grid(k=True)", _no_encoding(lambda e: ev.evaluate_grid(e, "mlqa-r", k=True)),
-         ValueError, r"k \(the run depth\) must be an int >= 1"),
+    Case("evaluate_grid(num_results=2.5)", _no_encoding(lambda e: ev.evaluate_grid(e, "mlqa-r", num_results=2.5)),
+         ValueError, r"num_results \(the run depth\) must be an int >= 1.*2\.5"),
+    Case("evaluate_grid(num_results=True)", _no_encoding(lambda e: ev.evaluate_grid(e, "mlqa-r", num_results=True)),
+         ValueError, r"num_results \(the run depth\) must be an int >= 1"),
     Case("evaluate_grid(measures=[], bias_measures=[])",
          _no_encoding(lambda e: ev.evaluate_grid(e, "mlqa-r", measures=[], bias_measures=[])),
          ValueError, r"no measure to compute"),
@@ -338,8 +338,8 @@ CASES = [
          lambda ctx: ev.evaluate_grid(Counting(), "mlqa-r", sample=ctx.sample(), langs="en", pooled=False,
                                       measures="AP"),
          check=lambda r, ctx: _only_settings(r, {("en", "en")})),
-    Case("EncodedBenchmark.run(k=2.5)", lambda ctx: _encoded_with_nan(ctx).run("en", "en", k=2.5),
-         ValueError, r"k must be an int >= 1"),
+    Case("EncodedBenchmark.run(num_results=2.5)", lambda ctx: _encoded_with_nan(ctx).run("en", "en", num_results=2.5),
+         ValueError, r"num_results must be an int >= 1"),
     # ---- LIR and the measures
     Case("LIR(k=1.5)", lambda ctx: LIR(k=1.5), ValueError, r"k must be an int >= 0"),
     Case("fit LIR on NaN vectors", lambda ctx: LIR(k=1).fit_vectors({"en": np.eye(4), "de": np.full((4, 4), np.nan)}),
