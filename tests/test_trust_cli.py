@@ -406,8 +406,6 @@ CASES = [
     Case("noise preview with the benchmark files missing (offline)", lambda ctx: without_benchmark_files(
          ctx, "noise", "preview", "--lang", "de", "--model", "typo"),
          check=fails(1, r"xquad-r/de\.json .*is not in the cache")),
-    Case("noise preview --level nan", lambda ctx: cli("noise", "preview", "--lang", "de", "--model", "typo",
-         "--level", "nan"), check=fails(2, r"got nan")),
     # --- 3. noise
     Case("perturb an int", lambda ctx: perturb(5, "de", model="typo", level=20), error=TextError,
          match=r"text to perturb is an int \(5\), not str"),
