@@ -60,5 +60,8 @@ def run_case(case: Case, ctx: Any) -> None:
 
 
 def ids(cases: list[Case]) -> list[str]:
-    """Test ids: the case names."""
-    return [c.name for c in cases]
+    """Test ids: the case names, which must be unique (the trust table is keyed by them)."""
+    names = [c.name for c in cases]
+    if repeated := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"trust case names repeat: {repeated}; give each case its own name")
+    return names
