@@ -182,8 +182,10 @@ class _LanguageBiasEvaluator(_PerQueryEvaluator):
         ranks = np.array([[position.get(doc, np.inf) for doc in relevant]], dtype=np.float64)
         order = np.argsort(ranks[0], kind="stable")
         ranks = ranks[:, order]
-        qlang = lang_of_id(qid)
-        same = np.array([[lang_of_id(relevant[i]) == qlang for i in order]])
+        same = None
+        if measure.NAME == "SameLangPref":  # RankDistance needs no language: ids without one are fine there
+            qlang = lang_of_id(qid)
+            same = np.array([[lang_of_id(relevant[i]) == qlang for i in order]])
         value = binary_measure_values(measure(cutoff=depth) if cutoff is None else measure, ranks,
                                       np.array([len(relevant)]), np.array([depth]), same)[0]
         return float(value)

@@ -192,3 +192,12 @@ def test_peer_equal_ranks_give_one_not_nan():
     run = _run({"en_q": ["en_x1", "de_x2", "en_d0"]})
     peer = bm.peer(3, langs=["en", "de"], weights={0: 0.0, 1: 1.0})
     assert ir_measures.calc_aggregate([peer], qrels, run)[peer] == 1.0
+
+
+def test_rank_distance_needs_no_language_in_the_ids():
+    # pyterrier-dr-style ids ("d1", "q1") carry no language: RankDistance never uses it, SameLangPref must
+    qrels = pd.DataFrame({"query_id": ["q1", "q1"], "doc_id": ["d1", "d2"], "relevance": [1, 1]})
+    run = pd.DataFrame({"query_id": ["q1"] * 3, "doc_id": ["d1", "d9", "d2"], "score": [3.0, 2.0, 1.0]})
+    assert ir_measures.calc_aggregate([bm.RankDistance], qrels, run)[bm.RankDistance] == 2
+    with pytest.raises(ValueError, match="carries no language prefix"):
+        ir_measures.calc_aggregate([bm.SameLangPref], qrels, run)
