@@ -39,20 +39,15 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import numbers
 import os
 import re
 import shutil
-import tarfile
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import numpy as np
 import pandas as pd
@@ -61,6 +56,7 @@ import pyterrier_alpha as pta
 
 from ._checks import TextError, check_finite, check_int, check_number, check_text, check_texts
 from ._io import atomic_dir, recover_dir
+from ._packages import local_folder
 from .languages import ALL_LANGS, lang_of_id, validate_langs
 
 __all__ = [
@@ -441,68 +437,6 @@ def _build_model(tokens: list[list[str]], params: dict[str, Any]):
     return model
 
 
-def _local_path(url: str) -> Path | None:
-    """The local path behind a plain path or ``file://`` URL; None for a remote URL (``hf:``, ``https:`` ...)."""
-    parsed = urlparse(str(url))
-    if parsed.scheme == "file":
-        return Path(url2pathname(parsed.path))
-    if parsed.scheme == "" or os.path.exists(url):  # os.path.exists: a Windows drive letter parses as a scheme
-        return Path(url)
-    return None
-
-
-def _unpack_package(package: Path, expected_sha256: str | None) -> Path:
-    """Check and unpack a local ``build_package`` package into PyTerrier's artifact cache; returns the folder.
-
-    Wraps a gap of ``pt.Artifact.from_url`` (python-terrier 1.1): it hands a local package path to ``load`` as if
-    it were the unpacked folder, and has no reader for ``file://`` URLs. The extraction follows its own (lz4 tar
-    stream, files and folders only, nothing outside the folder, swapped in whole by ``pt.io.finalized_directory``).
-    """
-    from lz4.frame import LZ4FrameFile
-
-    sidecar = Path(f"{package}.json")  # build_package's metadata: expected_sha256, segments
-    info = _read_json(sidecar, "package metadata") if sidecar.is_file() else {}
-    info = info if isinstance(info, dict) else {}
-    if package.is_file():
-        parts = [package]
-    elif Path(f"{package}.0").is_file():  # build_package(max_file_size=...) wrote segments .0, .1, ...
-        parts = [Path(f"{package}.{i}") for i in range(max(len(info.get("segments", [])), 1))]
-    else:
-        raise FileNotFoundError(f"no BM25 index package at {package}; write one with index.build_package(path)")
-    missing = [str(p) for p in parts if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"the package {package} is incomplete (missing {missing}); copy every segment, or "
-                                "build the package again")
-    digest = hashlib.sha256()
-    for part in parts:
-        with open(part, "rb") as fin:
-            while chunk := fin.read(1 << 20):
-                digest.update(chunk)
-    sha = digest.hexdigest()
-    for source, expected in (("expected_sha256", expected_sha256), (str(sidecar), info.get("expected_sha256"))):
-        if expected is not None and str(expected).lower() != sha:
-            raise ValueError(f"the package {package} has SHA-256 {sha}, but {source} expects {expected}: the file is "
-                             "truncated, corrupt or another package")
-    dest = Path(pt.io.pyterrier_home()) / "artifacts" / f"local-{sha}"
-    if dest.is_dir():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        out = stack.enter_context(pt.io.finalized_directory(str(dest)))
-        stack.enter_context(pt.io.finalized_open(f"{dest}.json", "t")).write(json.dumps({"path": str(package)}) + "\n")
-        raw = stack.enter_context(pt.io.MultiReader(open(p, "rb") for p in parts))
-        stream = stack.enter_context(LZ4FrameFile(raw)) if package.name.endswith(".lz4") else raw
-        try:
-            tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
-            for member in tar:
-                if (member.isfile() or member.isdir()) and pt.io.path_is_under_base(member.name, out):
-                    tar.extract(member, out, set_attrs=False, filter="data")
-        except (tarfile.TarError, RuntimeError, EOFError) as e:
-            raise ValueError(f"cannot unpack {package} ({type(e).__name__}: {_one_line(e)}): it is not a package "
-                             "written by build_package, or it is corrupt") from None
-    return dest
-
-
 class BM25Index(pta.Artifact):
     """A BM25 index on disk: a pooled ``bm25s`` model plus, when docnos carry languages, one model per language.
 
@@ -733,12 +667,10 @@ class BM25Index(pta.Artifact):
             FileNotFoundError: no package at the local path.
             ValueError: the package's SHA-256 differs from the expected one, or it holds no BM25 index.
         """
-        local = _local_path(url)
-        if local is None:
+        folder = local_folder(url, expected_sha256, what="BM25 index", write_hint="index.build_package(path)")
+        if folder is None:
             return super().from_url(url, expected_sha256=expected_sha256, **kwargs)  # type: ignore[return-value]
-        if local.is_dir():
-            return cls.load(str(local), **kwargs)  # type: ignore[return-value]
-        return cls.load(str(_unpack_package(local, expected_sha256)), **kwargs)  # type: ignore[return-value]
+        return cls.load(str(folder), **kwargs)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"BM25Index({str(self.path)!r})"

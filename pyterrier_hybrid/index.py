@@ -57,6 +57,7 @@ import pyterrier_alpha as pta
 
 from . import _io
 from ._checks import check_finite, check_int, check_texts
+from ._packages import local_folder
 from .ann import APPROXIMATE, AnnSearch, LanguagePartitions
 from .languages import lang_of_id
 
@@ -566,17 +567,11 @@ class DenseIndex(pta.Artifact):
             FileNotFoundError: no package at the local path.
             ValueError: the package's SHA-256 differs from the expected one, or it is not a package.
         """
-        from .bm25 import _local_path, _unpack_package
-
-        local = _local_path(url)
-        if local is None:
+        folder = local_folder(url, expected_sha256, what="dense index",
+                              write_hint="DenseIndex(path).build_package(package_path)")
+        if folder is None:
             return super().from_url(url, expected_sha256=expected_sha256, **kwargs)  # type: ignore[return-value]
-        if local.is_dir():
-            return cls(local, **kwargs)
-        if not local.is_file() and not Path(f"{local}.0").is_file():
-            raise FileNotFoundError(f"no dense index package at {local}; write one with "
-                                    "DenseIndex(path).build_package(package_path)")
-        return cls(_unpack_package(local, expected_sha256), **kwargs)
+        return cls(folder, **kwargs)
 
     def _package_files(self) -> Iterator[tuple[str, str | io.BytesIO]]:
         """The folder's files, with a ``pt_meta.json`` naming this class (also for folders of earlier versions)."""

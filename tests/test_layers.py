@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("training", "evaluation"),  # fit a model; evaluate a grid
     ("encoding", "index", "ann", "bm25", "fusion", "lir", "measures", "named_measures", "_trec"),  # retrieval, measures
     ("datasets",),  # entries, readers, pairs, noisy queries
-    ("noise", "languages", "_checks", "_io", "offline", "models"),  # text → text, codes, rules, files, weights
+    ("noise", "languages", "_checks", "_io", "_packages", "offline", "models"),  # text → text, rules, files
 ]
 
 
