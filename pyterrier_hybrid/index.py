@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import numbers
 import os
 import shutil
@@ -74,6 +75,8 @@ PT_META = "pt_meta.json"
 ARTIFACT_TYPE, ARTIFACT_FORMAT, ARTIFACT_PACKAGE_HINT = "dense_index", "hybrid_flex", "pyterrier-hybrid"
 _FORMATS = (ARTIFACT_FORMAT, "flex")
 # Manifest fields that must agree between the indexing and the query encoder.
+logger = logging.getLogger(__name__)
+
 _MUST_MATCH = ("model", "dim", "pooling", "normalize", "query_prompt", "doc_prompt", "fingerprint")
 _METHODS = ("flat", "hnsw", "ivf", "ivfpq")
 _MERGE_STEP = 65536  # vectors copied per step when merging shards
@@ -446,6 +449,7 @@ class DenseIndex(pta.Artifact):
             finally:
                 writer.close()
         out._reset()
+        _log_written(out, "merged")
         return out
 
     # ------------------------------------------------------------------------------------------- retrieval
@@ -553,6 +557,7 @@ class DenseIndex(pta.Artifact):
             finally:
                 writer.close()
         out._reset()
+        _log_written(out, "adopted")
         return out
 
     @classmethod
@@ -811,6 +816,7 @@ class DenseIndexer(pt.Indexer):
             finally:
                 writer.close()
         self._index._reset()
+        _log_written(self._index, "indexed")
         return self._index
 
 
@@ -824,6 +830,14 @@ class DenseIndexer(pt.Indexer):
             raise ValueError(f"docno {missing!r} carries no language (no '<lang>_' prefix, none registered) and "
                              "langs=True requires one; add a 'lang' column to the input")
         return langs
+
+
+def _log_written(index: DenseIndex, how: str) -> None:
+    """One INFO line per finished build, merge or adoption: where, how many documents, which languages."""
+    langs = index.manifest["langs"]
+    logger.info("dense index %s: %s %d documents of dimension %d (%s)", index.path, how, len(index),
+                index.manifest["dim"], ", ".join(f"{k} {v[1] - v[0]}" for k, v in langs.items()) if langs
+                else "no languages")
 
 
 def _check_columns(frame: pd.DataFrame) -> None:

@@ -195,3 +195,17 @@ def test_e5_small_on_xquad_r_en_is_far_above_random(e5_small_dir, tmp_path):
     # A random ranking of 1180 sentences with ~1 relevant each scores mAP ~0.006.
     mean_ap = float(res["AP@100"].iloc[0])
     assert mean_ap > 0.5, mean_ap
+
+
+def test_a_finished_build_is_logged(enc, docs, tmp_path, caplog):
+    import logging
+    from collections import Counter
+
+    from pyterrier_hybrid.languages import lang_of_id
+
+    with caplog.at_level(logging.INFO, logger="pyterrier_hybrid.index"):
+        index = DenseIndex(tmp_path / "logged").indexer(enc).index(docs)
+    line = next(r.getMessage() for r in caplog.records if r.name == "pyterrier_hybrid.index")
+    assert line.startswith(f"dense index {index.path}: indexed {len(docs)} documents of dimension ")
+    for lang, n in Counter(lang_of_id(d) for d in docs["docno"]).items():
+        assert f"{lang} {n}" in line, line
