@@ -183,3 +183,13 @@ def check_number(value: Any, what: str, *, positive: bool = False) -> float:
         raise SettingError(f"{what} must be a finite number{' > 0' if positive else ''}, got {value!r} "
                            f"({type(value).__name__})")
     return float(value)
+
+
+def folded_cutoff(k: Any, num_results: int | None) -> int | None:
+    """The ``num_results`` that ``transformer % k`` leaves when folded into it (PyTerrier's compile step).
+
+    None when ``k`` is not a positive int: an unusual cutoff (``% 0``) is left to ``RankCutoff`` itself.
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        return None
+    return int(k) if num_results is None else min(int(k), num_results)

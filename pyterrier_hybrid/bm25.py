@@ -40,7 +40,6 @@ Example::
 from __future__ import annotations
 
 import json
-import numbers
 import os
 import re
 import shutil
@@ -54,7 +53,7 @@ import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
-from ._checks import TextError, check_finite, check_int, check_number, check_text, check_texts
+from ._checks import TextError, check_finite, check_int, check_number, check_text, check_texts, folded_cutoff
 from ._io import atomic_dir, recover_dir
 from ._packages import local_folder
 from .languages import ALL_LANGS, lang_of_id, validate_langs
@@ -915,11 +914,10 @@ class BM25Retriever(pt.Transformer):
 
     def fuse_rank_cutoff(self, k: int) -> BM25Retriever | None:
         """``self % k`` as one retriever with ``num_results=min(num_results, k)`` (PyTerrier's compile step)."""
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            return None  # leave an unusual cutoff (% 0) to RankCutoff itself
-        if k >= self.num_results:
-            return self
-        return pt.inspect.transformer_apply_attributes(self, num_results=int(k))  # type: ignore[return-value]
+        num = folded_cutoff(k, self.num_results)
+        if num is None or num == self.num_results:
+            return None if num is None else self
+        return pt.inspect.transformer_apply_attributes(self, num_results=num)  # type: ignore[return-value]
 
     def _parts(self) -> list[tuple[Any, np.ndarray | None]]:
         """(bm25s model, rows of its documents in the pooled order or None for the pooled model) to score with."""

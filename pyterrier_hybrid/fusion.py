@@ -32,7 +32,6 @@ Example::
 from __future__ import annotations
 
 import itertools
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +40,7 @@ import pandas as pd
 import pyterrier as pt
 import pyterrier_alpha as pta
 
-from ._checks import check_finite, check_int, check_number
+from ._checks import check_finite, check_int, check_number, folded_cutoff
 
 __all__ = ["LinearFusion", "PerQueryMinMax", "RRF", "check_run", "linear_fusion", "rrf"]
 
@@ -55,13 +54,6 @@ def _check_transformers(transformers: tuple[Any, ...], what: str) -> None:
         if not isinstance(t, pt.Transformer):
             raise TypeError(f"{what} fuses transformers, but argument {i} is a {type(t).__name__}; wrap a fixed run "
                             "in pt.Transformer.from_df(run)")
-
-
-def _cutoff(k: Any, num_results: int | None) -> int | None:
-    """The ``num_results`` that ``% k`` leaves, or None when ``k`` is not a positive int (RankCutoff then stays)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        return None
-    return int(k) if num_results is None else min(int(k), num_results)
 
 
 def _common_inputs(transformers: Sequence[pt.Transformer]) -> list[list[str]]:
@@ -223,7 +215,7 @@ class RRF(pta.RRFusion):
 
     def fuse_rank_cutoff(self, k: int) -> RRF | None:
         """``self % k`` as one fusion keeping ``min(num_results, k)`` results (PyTerrier's compile step)."""
-        num = _cutoff(k, self.num_results)
+        num = folded_cutoff(k, self.num_results)
         if num is None or num == self.num_results:
             return None if num is None else self
         return RRF(*self.transformers, k=self.k, num_results=num)
@@ -347,7 +339,7 @@ class LinearFusion(pt.Transformer):
 
     def fuse_rank_cutoff(self, k: int) -> LinearFusion | None:
         """``self % k`` as one fusion keeping ``min(num_results, k)`` results (PyTerrier's compile step)."""
-        num = _cutoff(k, self.num_results)
+        num = folded_cutoff(k, self.num_results)
         if num is None or num == self.num_results:
             return None if num is None else self
         return LinearFusion(self.a, self.b, weight=self.weight, normalize=self.normalize, num_results=num)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import numbers
 import os
 import shutil
 import sys
@@ -57,7 +56,7 @@ import pyterrier as pt
 import pyterrier_alpha as pta
 
 from . import _io
-from ._checks import check_finite, check_int, check_texts
+from ._checks import check_finite, check_int, check_texts, folded_cutoff
 from ._packages import local_folder
 from .ann import APPROXIMATE, AnnSearch, LanguagePartitions
 from .languages import lang_of_id
@@ -978,11 +977,10 @@ class DenseRetriever(pt.Transformer):
 
     def fuse_rank_cutoff(self, k: int) -> DenseRetriever | None:
         """``self % k`` as one retriever with ``num_results=min(num_results, k)`` (PyTerrier's compile step)."""
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            return None  # leave an unusual cutoff (% 0) to RankCutoff itself
-        if k >= self.num_results:
-            return self
-        return pt.inspect.transformer_apply_attributes(self, num_results=int(k))  # type: ignore[return-value]
+        num = folded_cutoff(k, self.num_results)
+        if num is None or num == self.num_results:
+            return None if num is None else self
+        return pt.inspect.transformer_apply_attributes(self, num_results=num)  # type: ignore[return-value]
 
     def _params(self) -> tuple[Any, list]:
         """FAISS search parameters with the language selector; the list keeps the selector objects alive."""
