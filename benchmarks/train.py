@@ -4,6 +4,8 @@
    ``HybridBatchTrainer(mode="hybrid")`` vs ``SentenceTransformerTrainer`` + ``MultipleNegativesRankingLoss``
    with its default batch sampler, same model, batch size, data, steps, threads; interleaved repeats in the
    same run, median reported, ratio = ours / plain (goal >= 0.95).
+   With ``--freeze-layers N`` a third arm, ``HybridBatchTrainer(freeze_layers=N)``, is timed too and compared
+   with today's default (every layer trains): ratio = frozen / ours.
 2. Peak memory at batch 256 with and without gradient caching (``CachedMultipleNegativesRankingLoss``,
    mini-batch 32): each configuration runs in a fresh subprocess; on CPU the figure is the growth of the
    process's max RSS during ``train()``, on CUDA ``torch.cuda.max_memory_allocated``.
@@ -13,6 +15,8 @@ multilingual-e5-small with frozen token embeddings. Run heavy settings under ``f
 
     python benchmarks/train.py --model tiny --steps 30 --batch-size 32 --repeats 3
     python benchmarks/train.py --model e5 --memory-only --memory-steps 1
+    python benchmarks/train.py --model e5 --throughput-only --steps 10 --repeats 1 --threads 2 --max-seq-length 96 \
+        --freeze-layers 6
 """
 
 from __future__ import annotations
@@ -139,6 +143,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--freeze-layers", type=int, default=0, help="also time HybridBatchTrainer(freeze_layers=N)")
     parser.add_argument("--memory-batch", type=int, default=256)
     parser.add_argument("--memory-steps", type=int, default=2)
     parser.add_argument("--memory-only", action="store_true")
@@ -160,9 +165,15 @@ def main() -> None:
     if not args.memory_only:
         model = build_model(args.model, workdir)
         pairs = data(800)
-        rates: dict[str, list[float]] = {"ours": [], "plain": []}
+        arms = [("ours", ours), ("plain", plain)]
+        if args.freeze_layers:
+            def frozen(model, pairs, args, out):
+                return ours(model, pairs, args, out, freeze_layers=args.freeze_layers)
+
+            arms.append(("frozen", frozen))
+        rates: dict[str, list[float]] = {name: [] for name, _ in arms}
         for r in range(args.repeats):
-            for name, fn in (("plain", plain), ("ours", ours)) if r % 2 else (("ours", ours), ("plain", plain)):
+            for name, fn in arms if r % 2 == 0 else arms[::-1]:
                 log = fn(model, pairs, args, workdir / f"{name}-{r}")
                 rates[name].append(log["train_samples_per_second"])
                 print(name, r, log["train_samples_per_second"], flush=True)
@@ -174,6 +185,10 @@ def main() -> None:
             "all_runs": rates,
             "ratio_ours_over_plain": statistics.median(rates["ours"]) / statistics.median(rates["plain"]),
         }
+        if args.freeze_layers:
+            report["throughput"]["freeze_layers"] = args.freeze_layers
+            report["throughput"]["ratio_frozen_over_ours"] = (statistics.median(rates["frozen"])
+                                                              / statistics.median(rates["ours"]))
     if not args.throughput_only:
         report["memory"] = []
         for child in ("plain", "cached"):

@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "rate (default: %(default)s)")
     p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the token embeddings fixed (default: on; off for paper-size GPU runs)")
+    p.add_argument("--freeze-layers", type=int, default=0, metavar="N",
+                   help="also fix the embedding block and the bottom N transformer layers: an optional CPU budget "
+                        "knob, a different model (default: 0; the README's curves train every layer)")
     p.add_argument("--alphas", type=_numbers(float, "--alphas"), default=list(ALPHAS),
                    help="α curve at the final budget (0 = cross, 1 = mono; default: 0,0.25,0.5,0.75,1)")
     p.add_argument("--alpha-seeds", type=seed_list, default=[0],
@@ -170,7 +173,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     try:
         args.budget = CurveBudget(steps=args.steps, checkpoints=tuple(args.checkpoints), batch_size=args.batch_size,
                                   lr=args.lr, warmup_steps=args.warmup_steps, max_seq_length=args.max_seq_length,
-                                  freeze_embeddings=args.freeze_embeddings, bf16=cuda)
+                                  freeze_embeddings=args.freeze_embeddings, freeze_layers=args.freeze_layers,
+                                  bf16=cuda)
     except ValueError as e:
         p.error(str(e))
     args.parser = p

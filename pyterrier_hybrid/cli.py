@@ -293,7 +293,7 @@ def _train(args: argparse.Namespace) -> None:
         args.model, mode=args.mode, alpha=args.alpha, batch_size=args.batch_size, epochs=args.epochs,
         max_steps=args.max_steps, lr=args.lr, warmup_ratio=args.warmup_ratio, seed=args.seed,
         output_dir=args.output_dir, overwrite=args.overwrite, freeze_embeddings=args.freeze_embeddings,
-        symmetric=args.symmetric,
+        freeze_layers=args.freeze_layers, symmetric=args.symmetric,
         gradient_cache=args.gradient_cache, mini_batch_size=args.mini_batch_size, scale=args.scale,
         temperature=args.temperature, query_prompt=args.query_prompt, doc_prompt=args.doc_prompt,
         max_seq_length=args.max_seq_length, save_steps=args.save_steps, save_total_limit=args.save_total_limit,
@@ -337,6 +337,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="also write into an --output-dir holding other files or an unfinished run (same-named "
                         "files are replaced, nothing else is deleted)")
     p.add_argument("--freeze-embeddings", action="store_true", help="keep the token-embedding matrix fixed")
+    p.add_argument("--freeze-layers", type=_non_negative_int, default=0, metavar="N",
+                   help="also fix the embedding block and the bottom N transformer layers (a CPU budget knob; "
+                        "default: 0, every layer trains)")
     p.add_argument("--symmetric", action="store_true", help="add the answer-to-question InfoNCE term")
     p.add_argument("--gradient-cache", action="store_true", help="GradCache loss (large batches in little memory)")
     p.add_argument("--mini-batch-size", type=_positive_int, default=32, help="mini-batch size of --gradient-cache")

@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 from transformers import TrainerCallback
 
+from ._checks import check_int
 from ._io import atomic_path
 from .datasets import POOLED, BenchmarkSample
 from .evaluation import GridResult
@@ -123,6 +124,8 @@ class CurveBudget:
         warmup_steps: linear warm-up steps (a fixed count, not a share of ``steps``, for the same reason).
         max_seq_length: tokens kept per text.
         freeze_embeddings: keep the token embeddings fixed (makes CPU fine-tuning practical).
+        freeze_layers: also fix the embedding block and the bottom N transformer layers (an optional CPU
+            budget knob; the presets' curves are meant to run without it: 0 trains every layer).
         bf16: bf16 mixed-precision training (a GPU option, passed through ``training_args``).
     """
 
@@ -133,6 +136,7 @@ class CurveBudget:
     warmup_steps: int = 10
     max_seq_length: int = 96
     freeze_embeddings: bool = True
+    freeze_layers: int = 0
     bf16: bool = False
 
     def __post_init__(self) -> None:
@@ -147,6 +151,7 @@ class CurveBudget:
                              f"{list(self.checkpoints)}")
         if not 0 <= self.warmup_steps < self.steps:
             raise ValueError(f"warmup_steps must be in [0, steps), got {self.warmup_steps} with {self.steps} steps")
+        check_int(self.freeze_layers, "freeze_layers", minimum=0)
 
     @property
     def eval_steps(self) -> tuple[int, ...]:
@@ -156,6 +161,7 @@ class CurveBudget:
     def describe(self, steps: int | None = None) -> str:
         """One line for reports, at ``steps`` (default: the final budget)."""
         frozen = ", frozen token embeddings" if self.freeze_embeddings else ""
+        frozen += f", bottom {self.freeze_layers} layers frozen" if self.freeze_layers else ""
         precision = ", bf16 training" if self.bf16 else ""
         return (f"{self.steps if steps is None else steps} steps x batch {self.batch_size}, lr {self.lr:g} constant "
                 f"after {self.warmup_steps} warm-up steps, max length {self.max_seq_length}{frozen}{precision}")
@@ -166,9 +172,14 @@ class CurveBudget:
                 "bf16": bool(self.bf16)}
 
     def setup_key(self) -> dict[str, Any]:
-        """What makes a step's model: every field but ``steps`` and ``checkpoints`` (those only add steps)."""
+        """What makes a step's model: every field but ``steps`` and ``checkpoints`` (those only add steps).
+
+        ``freeze_layers`` is left out when 0, so that folders written before the knob existed stay resumable.
+        """
         key = asdict(self)
         del key["steps"], key["checkpoints"]
+        if not key["freeze_layers"]:
+            del key["freeze_layers"]
         return key
 
 
@@ -360,6 +371,7 @@ def train_with_checkpoints(preset: str, pairs: pd.DataFrame, *, model: str, budg
     trainer = _CurveTrainer(
         resolve_model(model), mode=mode, alpha=0.5 if math.isnan(alpha) else alpha, batch_size=budget.batch_size,
         max_steps=budget.steps, lr=budget.lr, warmup_ratio=0.0, seed=seed, freeze_embeddings=budget.freeze_embeddings,
+        freeze_layers=budget.freeze_layers,
         max_seq_length=budget.max_seq_length, output_dir=output_dir, logging_steps=max(1, budget.steps // 6),
         device=device, training_args=budget.training_args(), callbacks=list(callbacks), verbose=verbose)
     trainer.fit_pairs(pairs, data_description=data_description)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._checks import check_int
 from ._io import atomic_path
 from .datasets import POOLED, BenchmarkSample
 from .evaluation import GridResult, evaluate_grid
@@ -94,6 +95,8 @@ class Budget:
         lr: peak learning rate (10% linear warm-up, then linear decay).
         max_seq_length: tokens kept per text.
         freeze_embeddings: keep the token embeddings fixed (makes CPU fine-tuning practical).
+        freeze_layers: also fix the embedding block and the bottom N transformer layers (an optional CPU
+            budget knob, see :class:`~pyterrier_hybrid.training.HybridBatchTrainer`; 0 trains every layer).
     """
 
     steps: int = 60
@@ -101,15 +104,18 @@ class Budget:
     lr: float = 3e-5
     max_seq_length: int = 96
     freeze_embeddings: bool = True
+    freeze_layers: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 2 or self.max_seq_length < 8 or not self.lr > 0:
             raise ValueError(f"invalid budget {self}: need steps >= 1, batch_size >= 2 (in-batch negatives), "
                              "max_seq_length >= 8 and lr > 0")
+        check_int(self.freeze_layers, "freeze_layers", minimum=0)
 
     def describe(self) -> str:
         """One line for reports."""
         frozen = ", frozen token embeddings" if self.freeze_embeddings else ""
+        frozen += f", bottom {self.freeze_layers} layers frozen" if self.freeze_layers else ""
         return f"{self.steps} steps x batch {self.batch_size}, lr {self.lr:g}, max length {self.max_seq_length}{frozen}"
 
 
@@ -132,7 +138,8 @@ def train_preset(preset: str, pairs: pd.DataFrame, *, output_dir: str | Path, mo
     trainer = HybridBatchTrainer(
         resolve_model(model), mode=mode, alpha=0.5 if math.isnan(alpha) else alpha, batch_size=budget.batch_size,
         max_steps=budget.steps, lr=budget.lr, seed=seed, freeze_embeddings=budget.freeze_embeddings,
-        max_seq_length=budget.max_seq_length, output_dir=output_dir, logging_steps=max(1, budget.steps // 6),
+        freeze_layers=budget.freeze_layers, max_seq_length=budget.max_seq_length, output_dir=output_dir,
+        logging_steps=max(1, budget.steps // 6),
         verbose=verbose)
     done = Path(output_dir) / TRAINING_CONFIG
     if done.exists():

@@ -39,6 +39,8 @@ def load_example():
     ({"steps": 10, "checkpoints": (), "warmup_steps": 10}, r"warmup_steps must be in \[0, steps\)"),
     ({"batch_size": 1}, "batch_size >= 2"),
     ({"lr": float("nan")}, "finite lr > 0"),
+    ({"freeze_layers": -1}, "freeze_layers must be an int >= 0"),
+    ({"freeze_layers": 1.5}, "freeze_layers must be an int >= 0"),
 ])
 def test_budget_refuses_bad_values_in_one_line(kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
@@ -52,6 +54,10 @@ def test_budget_evaluates_the_final_step_with_a_constant_schedule():
     assert budget.training_args() == {"lr_scheduler_type": "constant_with_warmup", "warmup_steps": 2, "bf16": False}
     assert budget.describe(5).startswith("5 steps x batch 4, lr 3e-05 constant after 2 warm-up steps")
     assert "steps" not in budget.setup_key() and "checkpoints" not in budget.setup_key()
+    # the optional freeze_layers knob joins the key only when used: folders written before it stay resumable
+    assert "freeze_layers" not in budget.setup_key() and "frozen" not in budget.describe().split("embeddings")[-1]
+    frozen = CurveBudget(steps=10, checkpoints=(5,), batch_size=4, warmup_steps=2, freeze_layers=3)
+    assert frozen.setup_key()["freeze_layers"] == 3 and "bottom 3 layers frozen" in frozen.describe()
 
 
 def test_alpha_points_share_the_cross_and_mono_runs():

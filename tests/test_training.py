@@ -89,6 +89,27 @@ def test_loss_falls_and_model_is_saved(tiny_model, pairs, tmp_path):
     assert "query_vec" in res.columns and len(res["query_vec"].iloc[0]) == 32
 
 
+def test_freeze_layers_trains_only_the_layers_above(tiny_model, pairs, tmp_path):
+    t = trainer(tiny_model, tmp_path / "run", max_steps=3, freeze_embeddings=False, freeze_layers=1)
+    t.fit_pairs(pairs)
+    before, after = weights(tiny_model), weights(tmp_path / "run")
+    moved = {k for k in before if not np.array_equal(before[k], after[k])}
+    assert any("encoder.layer.1." in k for k in moved)
+    assert not [k for k in moved if "embeddings" in k or "encoder.layer.0." in k]
+    info = json.loads((tmp_path / "run" / "hybrid_training.json").read_text())
+    assert info["freeze_layers"] == 1
+    assert "frozen embedding block and bottom 1 layers" in (tmp_path / "run" / "README.md").read_text()
+
+
+def test_freeze_layers_refuses_what_it_cannot_freeze(tiny_model, pairs, tmp_path):
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="freeze_layers must be an int >= 0"):
+            trainer(tiny_model, tmp_path / "run", freeze_layers=bad)
+    with pytest.raises(ValueError, match="freeze_layers=2 would fix all 2 layers of the encoder: use at most 1"):
+        trainer(tiny_model, tmp_path / "run", max_steps=1, freeze_layers=2).fit_pairs(pairs)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
 class _Interrupt(TrainerCallback):
     """Simulate a crash right after the checkpoint of step ``at`` was written."""
 
