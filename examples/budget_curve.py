@@ -20,10 +20,12 @@ The full CPU run (run it under the machine's heavy-job lock; encodings in the bf
         --paragraphs 48 --max-queries 96 --noise-models typo,mixed --noise-levels 0,20,50 \
         --noise-presets base,mono,cross,hybrid-0.5 --quantize bf16 --threads 2 --out outputs/budget_curve
 
-Estimated CPU time of that command at the rates given for this machine's 2 cores (about 13 training
-pairs/s at batch 32; about 190 sentences/s encoded in bf16): 14 training runs x 150 steps x 32 pairs (86 min),
-51 checkpoint evaluations of 3,822 texts (17 min) and 10 final models under 4 noisy conditions (7 min):
-about 110 min in all, plus a few seconds of model loading and grid scoring per evaluation.
+Estimated CPU time of that command at the rates measured on a 2-core CPU (about 8.3 training pairs/s at
+batch 32 with 2 threads; about 190 sentences/s encoded in bf16): 14 training runs x 150 steps x 32 pairs
+(135 min), 51 checkpoint evaluations of 3,822 texts (17 min) and 10 final models under 4 noisy conditions
+(7 min): about 159 min in all, plus a few seconds of model loading and grid scoring per evaluation.
+``scripts/budget_curve_cpu.sh`` runs the same jobs as two single-thread workers sharing the output folder
+(more pairs/s in total on 2 cores, see ``benchmarks/train_workers.py``); the README states what it took.
 
 Other sizes:
 
@@ -46,6 +48,8 @@ import argparse
 import pyterrier_hybrid  # noqa: F401  (registers the datasets)
 from pyterrier_hybrid.curves import (
     ALPHAS,
+    CPU_BF16_SENTENCES_PER_S,
+    CPU_TRAIN_PAIRS_PER_S,
     CURVE_PRESETS,
     CURVE_STEPS,
     NOISE_LEVELS,
@@ -107,7 +111,8 @@ def _noise_models(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help`` prints the full-run command and its estimate)."""
     estimate = full_cpu_estimate()
-    epilog = (f"full CPU run:\n  {FULL_CPU_COMMAND}\nestimated CPU time (13 pairs/s, 190 sentences/s): about "
+    epilog = (f"full CPU run:\n  {FULL_CPU_COMMAND}\nestimated CPU time ({CPU_TRAIN_PAIRS_PER_S:g} pairs/s, "
+              f"{CPU_BF16_SENTENCES_PER_S:g} sentences/s): about "
               f"{estimate['total'] / 60:.0f} min ({estimate['train'] / 60:.0f} training, "
               f"{estimate['evaluate'] / 60:.0f} checkpoint evaluations, {estimate['noise'] / 60:.0f} noise)")
     p = argparse.ArgumentParser(description=__doc__, epilog=epilog, formatter_class=argparse.RawTextHelpFormatter)
@@ -200,8 +205,8 @@ def main(argv=None) -> CurveResult:
     except (ValueError, FileExistsError, PermissionError) as e:
         args.parser.error(str(e))
     estimate = plan.estimate()
-    print(f"Plan: {plan.describe()}.\nEstimated CPU time with nothing reused (13 training pairs/s, 190 bf16 "
-          "sentences/s): "
+    print(f"Plan: {plan.describe()}.\nEstimated CPU time with nothing reused ({CPU_TRAIN_PAIRS_PER_S:g} training "
+          f"pairs/s, {CPU_BF16_SENTENCES_PER_S:g} bf16 sentences/s): "
           f"{estimate['total'] / 60:.0f} min.", flush=True)
     result = plan.run()
     tables = result.markdown()

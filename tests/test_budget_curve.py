@@ -264,8 +264,9 @@ def test_resume_trains_and_evaluates_only_what_is_missing(tmp_path, monkeypatch)
 def test_full_run_command_and_estimate_are_in_the_docstring_and_help(capsys):
     example = load_example()
     estimate = example.full_cpu_estimate()
-    assert estimate["train"] == pytest.approx(14 * 150 * 32 / 13)  # 4 presets x 3 seeds + 2 alpha runs
-    assert estimate["evaluate"] == pytest.approx(51 * (2766 + 1056) / 190)
+    # 4 presets x 3 seeds + 2 alpha runs
+    assert estimate["train"] == pytest.approx(14 * 150 * 32 / curves.CPU_TRAIN_PAIRS_PER_S)
+    assert estimate["evaluate"] == pytest.approx(51 * (2766 + 1056) / curves.CPU_BF16_SENTENCES_PER_S)
     doc = example.__doc__
     assert example.FULL_CPU_COMMAND in re.sub(r" \\\n\s+", " ", doc)
     assert f"about {estimate['total'] / 60:.0f} min in all" in " ".join(doc.split())
