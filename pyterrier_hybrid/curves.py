@@ -64,6 +64,7 @@ from transformers import TrainerCallback
 from ._checks import check_int
 from ._io import atomic_path
 from .datasets import POOLED, BenchmarkSample
+from .datasets.sample import query_group
 from .evaluation import GridResult
 from .languages import lang_of_id
 from .models import DEFAULT_MODEL, resolve_model
@@ -427,6 +428,22 @@ def _digits(metric: str) -> int:
     return 1 if metric.startswith("RankDistance") else 3
 
 
+P_VALUES = ("p_t", "p_wilcoxon", "p_t_groups", "p_wilcoxon_groups")  # each also Holm-corrected per step
+
+
+def _paired_tests(pair: pd.DataFrame) -> tuple[float, float, float, float]:
+    """``t, p_t, wilcoxon, p_wilcoxon`` of the paired columns ``ref`` and ``other`` (NaN below 2 pairs)."""
+    from scipy import stats
+
+    if len(pair) < 2:
+        return math.nan, math.nan, math.nan, math.nan
+    if np.allclose(pair["ref"] - pair["other"], 0):  # identical values: no evidence of a difference
+        return 0.0, 1.0, 0.0, 1.0
+    t, p_t = (float(x) for x in stats.ttest_rel(pair["ref"], pair["other"]))
+    w, p_w = (float(x) for x in stats.wilcoxon(pair["ref"], pair["other"]))
+    return t, p_t, w, p_w
+
+
 def significance(questions: pd.DataFrame, runs: pd.DataFrame, *, reference: str = REFERENCE,
                  metrics: dict[str, str] | None = None, base: str = "base") -> pd.DataFrame:
     """Paired tests over questions of ``reference`` against every other preset, at every step.
@@ -434,9 +451,12 @@ def significance(questions: pd.DataFrame, runs: pd.DataFrame, *, reference: str 
     Seeds are handled explicitly: each question's value is first averaged over the seeds of a preset, then
     the two presets are paired by question id and compared with ``scipy.stats.ttest_rel`` and
     ``scipy.stats.wilcoxon`` (questions where a value is undefined are dropped from that comparison).
-    At each step the p-values of each test are Holm-corrected (statsmodels ``multipletests``) over all the
-    comparisons of that step (presets x metrics); ``family`` is their number. The untrained base model is
-    the same at every step (its step-0 evaluation is used).
+    The translations of one question are not independent samples, so both tests are also run over
+    question groups (``*_groups`` columns): each parallel group's paired values are averaged over its
+    languages first (:func:`~pyterrier_hybrid.datasets.sample.query_group`), which is the conservative
+    reading. At each step the p-values of each test and unit are Holm-corrected (statsmodels
+    ``multipletests``) over all the comparisons of that step (presets x metrics); ``family`` is their number.
+    The untrained base model is the same at every step (its step-0 evaluation is used).
 
     Args:
         questions: per-question values with ``preset``, ``seed``, ``step``, ``qid`` and the metric columns.
@@ -448,9 +468,9 @@ def significance(questions: pd.DataFrame, runs: pd.DataFrame, *, reference: str 
     Returns:
         One row per (step, metric, preset): ``n_questions``, seed counts, per-question means of both presets,
         ``delta`` (reference minus preset), ``t``, ``p_t``, ``p_t_holm``, ``wilcoxon``, ``p_wilcoxon``,
-        ``p_wilcoxon_holm``, ``family`` and the seed-level ``mean``/``sd`` of the summary metric of both.
+        ``p_wilcoxon_holm``, the same over groups (``n_groups``, ``t_groups``, ``p_t_groups``, ...), ``family``
+        and the seed-level ``mean``/``sd`` of the summary metric of both.
     """
-    from scipy import stats
     from statsmodels.stats.multitest import multipletests
 
     metrics = dict(metrics or CURVE_METRICS)
@@ -476,13 +496,9 @@ def significance(questions: pd.DataFrame, runs: pd.DataFrame, *, reference: str 
             for summary_metric, column in metrics.items():
                 pair = pd.concat({"ref": ref[column], "other": other[column]}, axis=1, join="inner").dropna()
                 diff = pair["ref"] - pair["other"]
-                t = p_t = w = p_w = math.nan
-                if len(pair) >= 2:
-                    if np.allclose(diff, 0):  # identical values: no evidence of a difference
-                        t, p_t, w, p_w = 0.0, 1.0, 0.0, 1.0
-                    else:
-                        t, p_t = (float(x) for x in stats.ttest_rel(pair["ref"], pair["other"]))
-                        w, p_w = (float(x) for x in stats.wilcoxon(pair["ref"], pair["other"]))
+                t, p_t, w, p_w = _paired_tests(pair)
+                groups = pair.groupby(pair.index.map(query_group), sort=False).mean()
+                t_g, p_t_g, w_g, p_w_g = _paired_tests(groups)
                 ref_seed = runs_at.loc[runs_at.preset == reference, summary_metric]
                 other_seed = runs_at.loc[runs_at.preset == preset, summary_metric]
                 step_rows.append({
@@ -492,14 +508,15 @@ def significance(questions: pd.DataFrame, runs: pd.DataFrame, *, reference: str 
                     "reference_mean": float(pair["ref"].mean()) if len(pair) else math.nan,
                     "preset_mean": float(pair["other"].mean()) if len(pair) else math.nan,
                     "delta": float(diff.mean()) if len(pair) else math.nan,
-                    "t": t, "p_t": p_t, "wilcoxon": w, "p_wilcoxon": p_w,
+                    "t": t, "p_t": p_t, "wilcoxon": w, "p_wilcoxon": p_w, "n_groups": len(groups),
+                    "t_groups": t_g, "p_t_groups": p_t_g, "wilcoxon_groups": w_g, "p_wilcoxon_groups": p_w_g,
                     "reference_seed_mean": float(ref_seed.mean()),
                     "reference_seed_sd": float(ref_seed.std(ddof=1)) if len(ref_seed) > 1 else math.nan,
                     "preset_seed_mean": float(other_seed.mean()),
                     "preset_seed_sd": float(other_seed.std(ddof=1)) if len(other_seed) > 1 else math.nan,
                 })
         frame = pd.DataFrame(step_rows)
-        for test in ("p_t", "p_wilcoxon"):
+        for test in P_VALUES:
             frame[f"{test}_holm"] = math.nan
             ok = frame[test].notna()
             if ok.any():
@@ -508,8 +525,9 @@ def significance(questions: pd.DataFrame, runs: pd.DataFrame, *, reference: str 
         rows.append(frame)
     columns = ["step", "metric", "reference", "preset", "n_questions", "reference_seeds", "preset_seeds",
                "reference_mean", "preset_mean", "delta", "t", "p_t", "p_t_holm", "wilcoxon", "p_wilcoxon",
-               "p_wilcoxon_holm", "family", "reference_seed_mean", "reference_seed_sd", "preset_seed_mean",
-               "preset_seed_sd"]
+               "p_wilcoxon_holm", "n_groups", "t_groups", "p_t_groups", "p_t_groups_holm", "wilcoxon_groups",
+               "p_wilcoxon_groups", "p_wilcoxon_groups_holm", "family", "reference_seed_mean", "reference_seed_sd",
+               "preset_seed_mean", "preset_seed_sd"]
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
@@ -778,20 +796,23 @@ class CurveResult:
                  "",
                  f"Paired tests over questions, {self.info['reference']} against each other preset at each step. "
                  "Seeds: each question's value is averaged over a preset's seeds first, then the presets are paired "
-                 "by question (scipy.stats.ttest_rel and scipy.stats.wilcoxon). p-values are Holm-corrected "
-                 "(statsmodels multipletests) over all comparisons at a step, separately per test; `family` is "
-                 "their number. Δ = reference − preset (per-question mean; for RankDistance lower is better). "
-                 "Seed-level columns: mean ± sd over seeds of the summary metric.",
+                 "by question (scipy.stats.ttest_rel and scipy.stats.wilcoxon). The translations of a question "
+                 "are not independent, so both tests are repeated over question groups (each group's values "
+                 "averaged over its languages first): the conservative reading. p-values are Holm-corrected "
+                 "(statsmodels multipletests) over all comparisons at a step, separately per test and unit; "
+                 "`family` is their number. Δ = reference − preset (per-question mean; for RankDistance lower is "
+                 "better). Seed-level columns: mean ± sd over seeds of the summary metric.",
                  ""]
-        header = ["step", "family", "metric", "vs", "questions", "seeds (ref/other)", "Δ", "t-test p (Holm)",
-                  "Wilcoxon p (Holm)", f"{self.info['reference']} (seeds)", "other (seeds)"]
+        header = ["step", "family", "metric", "vs", "questions / groups", "seeds (ref/other)", "Δ",
+                  "t-test p (Holm)", "Wilcoxon p (Holm)", "groups: t-test p (Holm)", "groups: Wilcoxon p (Holm)",
+                  f"{self.info['reference']} (seeds)", "other (seeds)"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for _, r in sig.iterrows():
             d = _digits(r["metric"])
             lines.append("| " + " | ".join([
-                str(r["step"]), str(r["family"]), r["metric"], r["preset"], str(r["n_questions"]),
+                str(r["step"]), str(r["family"]), r["metric"], r["preset"], f"{r['n_questions']} / {r['n_groups']}",
                 f"{r['reference_seeds']}/{r['preset_seeds']}", f"{r['delta']:+.{d}f}",
-                f"{r['p_t']:.2g} ({r['p_t_holm']:.2g})", f"{r['p_wilcoxon']:.2g} ({r['p_wilcoxon_holm']:.2g})",
+                *(f"{r[p]:.2g} ({r[f'{p}_holm']:.2g})" for p in P_VALUES),
                 _pm(r["reference_seed_mean"], r["reference_seed_sd"], d),
                 _pm(r["preset_seed_mean"], r["preset_seed_sd"], d),
             ]) + " |")

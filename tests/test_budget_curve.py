@@ -110,9 +110,18 @@ def test_significance_averages_seeds_then_holm_corrects_each_step():
         assert (rows["p_t_holm"] >= rows["p_t"] - 1e-15).all()
         assert (rows["p_wilcoxon_holm"] >= rows["p_wilcoxon"] - 1e-15).all()
         np.testing.assert_allclose(rows["p_t_holm"], multipletests(rows["p_t"], method="holm")[1])
+        np.testing.assert_allclose(rows["p_t_groups_holm"], multipletests(rows["p_t_groups"], method="holm")[1])
     row = sig[(sig.step == 2) & (sig.preset == "mono") & (sig.metric == "mono_mAP")].iloc[0]
     assert row["delta"] == pytest.approx(0.08, abs=0.01) and row["p_t_holm"] < 1e-6
     assert row["reference_seeds"] == 2 and row["preset_seeds"] == 2 and row["n_questions"] == 60
+    # over question groups: en_007 and de_007 are one group, averaged before the test
+    assert row["n_groups"] == 30 and row["p_t_groups_holm"] < 1e-6
+    from scipy import stats
+
+    grouped = questions[(questions.step == 2) & questions.preset.isin(["hybrid-0.5", "mono"])].assign(
+        group=lambda f: f.qid.str[3:]).groupby(["preset", "qid", "group"])["mono_AP"].mean().reset_index()
+    grouped = grouped.groupby(["preset", "group"])["mono_AP"].mean().unstack(0)
+    assert row["p_t_groups"] == pytest.approx(stats.ttest_rel(grouped["hybrid-0.5"], grouped["mono"]).pvalue)
     same = sig[(sig.preset == "cross")]  # equal per-question seed means: no evidence of a difference
     assert (same["p_t"] == 1.0).all() and (same["delta"].abs() < 1e-12).all()
     ref = questions[(questions.preset == "hybrid-0.5") & (questions.step == 2)].groupby("qid")["mono_AP"].mean()
