@@ -20,10 +20,10 @@ The full CPU run (run it under the machine's heavy-job lock; encodings in the bf
         --paragraphs 48 --max-queries 96 --noise-models typo,mixed --noise-levels 0,20,50 \
         --noise-presets base,mono,cross,hybrid-0.5 --quantize bf16 --threads 2 --out outputs/budget_curve
 
-Estimated CPU time of that command at the rates measured on a 2-core CPU (about 8.3 training pairs/s at
+Estimated CPU time of that command at the rates measured on a 2-core CPU (about 8.4 training pairs/s at
 batch 32 with 2 threads; about 190 sentences/s encoded in bf16): 14 training runs x 150 steps x 32 pairs
-(135 min), 51 checkpoint evaluations of 3,822 texts (17 min) and 10 final models under 4 noisy conditions
-(7 min): about 159 min in all, plus a few seconds of model loading and grid scoring per evaluation.
+(133 min), 51 checkpoint evaluations of 3,822 texts (17 min) and 10 final models under 4 noisy conditions
+(7 min): about 157 min in all, plus a few seconds of model loading and grid scoring per evaluation.
 ``scripts/budget_curve_cpu.sh`` runs the same jobs as two single-thread workers sharing the output folder
 (more pairs/s in total on 2 cores, see ``benchmarks/train_workers.py``); the README states what it took.
 

@@ -108,8 +108,8 @@ WRITER = "pyterrier_hybrid.curves"
 SETUP_FILE = "budget_curve.json"
 RUN_FILE = "run.json"  # beside the evaluations (evals/<stem>/run.json): the model folder is the trainer's
 # Rates for estimate_cpu_seconds, measured on 2 CPU cores with the offline e5-small: MLQA-R hybrid batches of
-# 32 at max length 96 with 2 torch threads (benchmarks/train_workers.py, peer arm), and bf16 encoding.
-CPU_TRAIN_PAIRS_PER_S = 8.3
+# 32 at max length 96 with 2 torch threads (benchmarks/results/train_workers.json, peer arm), and bf16 encoding.
+CPU_TRAIN_PAIRS_PER_S = 8.4
 CPU_BF16_SENTENCES_PER_S = 190.0
 
 
